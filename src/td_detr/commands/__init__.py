@@ -1,0 +1,1 @@
+"""One module per ``td-detr`` sub-command; see :mod:`td_detr.cli`."""
