@@ -1,0 +1,113 @@
+"""TD-DETR training losses (reference-qd-detr.md §3; the paper's Eq. 7–9).
+
+Moment losses per decoder layer, each layer with its own Hungarian matching: L1 and 1 − gIoU on the matched spans
+(means over matched elements), and a 2-way cross-entropy over all queries (matched → foreground, index 0; the
+background class weighted by `eos_coefficient`; plain mean over batch × queries). Highlight losses on the last layer
+only, summed into `loss_saliency`: the margin ranking loss over (positive, negative) clip pairs, the rank-aware
+contrastive loss over thresholds 1..11 (positive and negative-pair scores together, divided by 12), and the
+negative-pair loss −log(1 − σ(s_neg)) summed over valid clips.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .matcher import HungarianMatcher
+from .span_utils import generalized_temporal_iou, span_cxw_to_xx
+
+_RANK_THRESHOLDS = 11  # QVHighlights saliency labels are sums of 3 annotator scores (0..12)
+_RANK_DIVISOR = 12.0  # the official code divides by 12, not by the number of active thresholds
+
+
+def _stack_label(labels: list[dict], key: str, device) -> torch.Tensor:
+    return torch.stack([torch.as_tensor(label[key]) for label in labels]).to(device=device, dtype=torch.int64)
+
+
+def padded_saliency_labels(labels: list[dict], length: int, device) -> torch.Tensor:
+    """[B, length] saliency labels, zero-padded (or cut, for the rare label one longer than the video)."""
+    out = torch.zeros(len(labels), length, device=device)
+    for row, label in enumerate(labels):
+        values = torch.as_tensor(label["saliency_all_labels"], dtype=out.dtype)[:length]
+        out[row, : len(values)] = values.to(device)
+    return out
+
+
+class TDDetrLoss(nn.Module):
+    """Computes the weighted loss terms from a [`TDDetrMomentRetrievalOutput`] and a list of label dicts."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.matcher = HungarianMatcher.from_config(config)
+        self.eos_coefficient = config.eos_coefficient
+        self.margin = config.saliency_margin
+        self.temperature = config.saliency_temperature
+        self.use_auxiliary_loss = config.use_auxiliary_loss
+        self.weights = {
+            "loss_span": config.span_loss_weight,
+            "loss_giou": config.giou_loss_weight,
+            "loss_label": config.class_loss_weight,
+            "loss_saliency": config.saliency_loss_weight,
+        }
+
+    def moment_losses(self, logits, pred_spans, labels) -> dict[str, torch.Tensor]:
+        """Unweighted L1, gIoU and classification losses of one decoder layer."""
+        indices = self.matcher(logits, pred_spans, labels)
+        batch_index = torch.cat([torch.full_like(pred, row) for row, (pred, _) in enumerate(indices)])
+        query_index = torch.cat([pred for pred, _ in indices])
+        matched = pred_spans[batch_index, query_index]
+        targets = torch.cat(
+            [label["spans"].to(pred_spans.device)[target] for label, (_, target) in zip(labels, indices)]
+        ).to(pred_spans.dtype)
+        if len(matched):
+            loss_span = F.l1_loss(matched, targets)
+            giou = generalized_temporal_iou(span_cxw_to_xx(matched), span_cxw_to_xx(targets))
+            loss_giou = (1 - torch.diagonal(giou)).mean()
+        else:  # no ground truth in the batch: nothing to regress
+            loss_span = loss_giou = pred_spans.sum() * 0
+
+        target_classes = torch.ones(logits.shape[:2], dtype=torch.int64, device=logits.device)
+        target_classes[batch_index.to(logits.device), query_index.to(logits.device)] = 0
+        class_weight = torch.tensor([1.0, self.eos_coefficient], device=logits.device, dtype=logits.dtype)
+        loss_label = F.cross_entropy(logits.transpose(1, 2), target_classes, class_weight, reduction="none").mean()
+        return {"loss_span": loss_span, "loss_giou": loss_giou, "loss_label": loss_label}
+
+    def saliency_loss(self, scores, negative_scores, video_mask, labels) -> torch.Tensor:
+        """Unweighted sum of the margin ranking, rank-aware contrastive and negative-pair losses."""
+        mask = video_mask.to(scores.dtype)
+        loss_negative = (F.softplus(negative_scores) * mask).sum(dim=1).mean()  # = −log(1 − σ(s))
+
+        all_scores = torch.cat((scores, negative_scores), dim=1)
+        all_mask = torch.cat((mask, mask), dim=1)
+        saliency_labels = padded_saliency_labels(labels, scores.shape[1], scores.device)
+        all_labels = torch.cat((saliency_labels, torch.zeros_like(saliency_labels)), dim=1)
+        masked_scores = all_mask * all_scores + (1 - all_mask) * -1e3
+        logits = masked_scores / self.temperature
+        logits = logits - logits.max(dim=1, keepdim=True).values
+        log_prob = logits - torch.log(logits.exp().sum(dim=1, keepdim=True) + 1e-6)
+        thresholds = torch.arange(1, _RANK_THRESHOLDS + 1, device=scores.device, dtype=scores.dtype)
+        positives = (all_labels.unsqueeze(0) >= thresholds[:, None, None]).to(scores.dtype)  # [R, B, 2L]
+        mean_log_prob = (positives * log_prob * all_mask).sum(-1) / (positives.sum(-1) + 1e-6)  # [R, B]
+        has_positive = (positives.sum(-1) > 0).to(scores.dtype)
+        loss_rank = -(mean_log_prob * has_positive).mean(dim=1).sum() / _RANK_DIVISOR
+
+        positive_index = _stack_label(labels, "saliency_pos_labels", scores.device)
+        negative_index = _stack_label(labels, "saliency_neg_labels", scores.device)
+        positive = scores.gather(1, positive_index)
+        negative = scores.gather(1, negative_index)
+        loss_margin = (self.margin + negative - positive).clamp(min=0).sum() / positive.numel() * 2
+        return loss_margin + loss_rank + loss_negative
+
+    def forward(self, outputs, labels: list[dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        losses = self.moment_losses(outputs.logits, outputs.pred_spans, labels)
+        if outputs.negative_saliency_scores is not None and "saliency_pos_labels" in labels[0]:
+            losses["loss_saliency"] = self.saliency_loss(
+                outputs.saliency_scores, outputs.negative_saliency_scores, outputs.video_mask, labels
+            )
+        weighted = {key: value * self.weights[key] for key, value in losses.items()}
+        if self.use_auxiliary_loss and outputs.auxiliary_outputs:
+            for layer, auxiliary in enumerate(outputs.auxiliary_outputs):
+                for key, value in self.moment_losses(auxiliary["logits"], auxiliary["pred_spans"], labels).items():
+                    weighted[f"{key}_{layer}"] = value * self.weights[key]
+        return sum(weighted.values()), weighted

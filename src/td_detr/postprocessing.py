@@ -1,0 +1,55 @@
+"""Turn model outputs into ranked windows in seconds and per-clip saliency (reference-qd-detr.md §5).
+
+Score of a window = softmax foreground probability. Windows are (centre, width) × duration → (start, end), sorted by
+score, rounded to 4 decimals, clamped to [0, duration] and optionally rounded to the clip grid (half to even, as
+`torch.round` does in the reference post-processing). No NMS (the reference uses none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .span_utils import span_cxw_to_xx
+
+
+def _round4(x: torch.Tensor) -> torch.Tensor:
+    return torch.round(x * 1e4) / 1e4
+
+
+@torch.no_grad()
+def post_process_moment_retrieval(
+    outputs, durations: Sequence[float] | torch.Tensor, clip_length: float = 2.0, round_to_clip: bool = True
+) -> list[dict]:
+    """Per query `{"pred_relevant_windows": [[start_s, end_s, score], ...] (best first),
+    "pred_saliency_scores": [one float per valid clip]}`.
+
+    Args:
+        outputs: a [`TDDetrMomentRetrievalOutput`] (needs `logits`, `pred_spans`, `saliency_scores`, `video_mask`).
+        durations: video duration in seconds per query, used to de-normalise and clamp.
+        clip_length: seconds per clip, the grid for `round_to_clip`.
+        round_to_clip: snap window ends to multiples of `clip_length`.
+    """
+    # float64 so that the 4-decimal rounding survives the conversion to Python floats
+    logits, spans = outputs.logits.double(), outputs.pred_spans.double()
+    duration = torch.as_tensor(durations, dtype=torch.float64, device=spans.device).view(-1, 1, 1)
+    if duration.shape[0] != spans.shape[0]:
+        raise ValueError(f"{duration.shape[0]} durations given for a batch of {spans.shape[0]}")
+    scores = logits.softmax(-1)[..., 0]
+    windows = span_cxw_to_xx(spans) * duration
+    order = scores.argsort(dim=1, descending=True, stable=True)
+    scores = _round4(scores.gather(1, order))
+    windows = _round4(windows.gather(1, order.unsqueeze(-1).expand_as(windows)))
+    windows = torch.minimum(windows.clamp(min=0), duration)
+    if round_to_clip:
+        windows = torch.round(windows / clip_length) * clip_length
+        windows = torch.minimum(windows, duration)
+    ranked = torch.cat((windows, scores.unsqueeze(-1)), dim=-1).cpu()
+
+    valid_lengths = outputs.video_mask.sum(dim=1).long().cpu().tolist()
+    saliency = outputs.saliency_scores.float().cpu()
+    return [
+        {"pred_relevant_windows": ranked[i].tolist(), "pred_saliency_scores": saliency[i, :length].tolist()}
+        for i, length in enumerate(valid_lengths)
+    ]
