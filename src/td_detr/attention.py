@@ -38,6 +38,13 @@ class MultiheadAttention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * hidden_size))
         self.out_proj = nn.Linear(hidden_size, hidden_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """`torch.nn.MultiheadAttention`'s scheme: Xavier-uniform input projections, zero biases."""
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
 
     def forward(self, query, key, value, key_padding_mask=None) -> torch.Tensor:
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)

@@ -20,7 +20,7 @@ class TDDetrDynamicTokenizer(nn.Module):
 
     def __init__(self, hidden_size: int):
         super().__init__()
-        self.start_token = nn.Parameter(torch.empty(hidden_size))
+        self.start_token = nn.Parameter(torch.randn(hidden_size))  # N(0, 1), as the official nn.Embedding
 
     def forward(self, video_tokens: torch.Tensor) -> torch.Tensor:
         """[B, L, d] → [B, L, d]. Padding after the valid clips does not change the valid outputs."""

@@ -22,7 +22,6 @@ from .transformer import (
     MLP,
     InputProjection,
     TDDetrDecoder,
-    TDDetrDecoderLayer,
     TDDetrEncoderLayer,
     TDDetrT2VLayer,
 )
@@ -90,21 +89,27 @@ def temporal_endpoint_features(video_mask: torch.Tensor) -> torch.Tensor:
 class TDDetrPreTrainedModel(PreTrainedModel):
     config: TDDetrConfig
     config_class = TDDetrConfig
-    base_model_prefix = "td_detr"
+    base_model_prefix = "model"
     main_input_name = "video_features"
     input_modalities = ("video", "text")
     _no_split_modules = ["TDDetrT2VLayer", "TDDetrEncoderLayer", "TDDetrDecoderLayer"]
 
-    # Containers whose ≥2-D weights the official code re-initialises with Xavier (`Transformer._reset_parameters`).
-    _xavier_containers = (TDDetrT2VLayer, TDDetrEncoderLayer, TDDetrDecoder)
-
     def _init_weights(self, module: nn.Module) -> None:
-        """PyTorch defaults for leaf layers, N(0, 1) for the learned tokens and anchors, then Xavier-uniform over every
-        ≥2-D weight of the transformer layers (children are initialised before their parents)."""
+        """PyTorch defaults for leaf layers and N(0, 1) for the learned tokens and anchors, except that every ≥2-D
+        weight inside the transformer layers is Xavier-uniform (the official `Transformer._reset_parameters`), and the
+        decoder's last `bbox_embed` bias is zero. Leaf modules carry the tags set by [`mark_transformer_init`], since
+        transformers does not call `_init_weights` on parameter-less containers of custom models."""
+        xavier = getattr(module, "_td_detr_xavier", False)
         if isinstance(module, nn.Linear):
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if xavier:
+                init.xavier_uniform_(module.weight)
+            else:
+                init.kaiming_uniform_(module.weight, a=math.sqrt(5))
             bound = 1 / math.sqrt(module.in_features)
-            init.uniform_(module.bias, -bound, bound)
+            if getattr(module, "_td_detr_zero_bias", False):
+                init.zeros_(module.bias)
+            else:
+                init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -115,21 +120,28 @@ class TDDetrPreTrainedModel(PreTrainedModel):
         elif isinstance(module, MultiheadAttention):
             init.xavier_uniform_(module.in_proj_weight)
             init.zeros_(module.in_proj_bias)
-            init.zeros_(module.out_proj.bias)
         elif isinstance(module, TDDetrDynamicTokenizer):
             init.normal_(module.start_token)
         elif isinstance(module, TDDetrModel):
             init.normal_(module.global_token)
             init.normal_(module.global_position)
-        if isinstance(module, TDDetrDecoderLayer):
-            for attention in (module.self_attention, module.cross_attention):
-                init.zeros_(attention.out_proj.bias)
-        if isinstance(module, self._xavier_containers):
-            for parameter in module.parameters():
-                if parameter.dim() > 1:
-                    init.xavier_uniform_(parameter)
-        if isinstance(module, TDDetrDecoder):
-            init.zeros_(module.bbox_embed.layers[-1].bias)
+
+
+def mark_transformer_init(model: "TDDetrModel") -> None:
+    """Tag the leaf layers whose weights the official code re-initialises with Xavier: everything inside the T2V,
+    encoder and decoder stacks (attention projections, FFNs, the dynamics branch, the decoder MLPs)."""
+    for stack in (model.t2v_layers, model.encoder_layers, model.decoder):
+        for module in stack.modules():
+            if isinstance(module, nn.Linear):
+                module._td_detr_xavier = True
+    for layer in model.decoder.layers:
+        for attention in (layer.self_attention, layer.cross_attention):
+            attention.out_proj._td_detr_zero_bias = True  # the attention's own reset zeroes it
+    for stack in (model.t2v_layers, model.encoder_layers):
+        for module in stack.modules():
+            if isinstance(module, MultiheadAttention):
+                module.out_proj._td_detr_zero_bias = True
+    model.decoder.bbox_embed.layers[-1]._td_detr_zero_bias = True
 
 
 class TDDetrModel(TDDetrPreTrainedModel):
@@ -160,6 +172,7 @@ class TDDetrModel(TDDetrPreTrainedModel):
         self.encoder_layers = nn.ModuleList(TDDetrEncoderLayer(config) for _ in range(config.encoder_layers))
         self.decoder = TDDetrDecoder(config)
         self.anchors = nn.Embedding(config.num_queries, 2)
+        mark_transformer_init(self)
         self.post_init()
 
     def _check_inputs(self, video_features, text_features):

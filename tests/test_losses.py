@@ -1,0 +1,92 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from td_detr.losses import TDDetrLoss
+from td_detr.modeling_td_detr import TDDetrMomentRetrievalOutput
+
+from conftest import simple_labels, tiny_config
+
+
+def reference_saliency_loss(scores, negative, mask, labels, margin=0.2, tau=0.5):
+    """Straight from reference-qd-detr.md §3.3, one threshold at a time and one sample at a time."""
+    batch, length = scores.shape
+    loss_negative = sum(
+        sum(-torch.log(1 - torch.sigmoid(negative[b, i])) for i in range(length) if mask[b, i]) for b in range(batch)
+    ) / batch
+    all_scores = torch.cat((scores, negative), 1)
+    all_mask = torch.cat((mask, mask), 1)
+    all_labels = torch.zeros(batch, 2 * length)
+    for b, label in enumerate(labels):
+        all_labels[b, : len(label["saliency_all_labels"])] = label["saliency_all_labels"]
+    masked = all_mask * all_scores + (1 - all_mask) * -1e3
+    total_rank = 0.0
+    for r in range(1, 12):
+        positive = all_labels >= r
+        if positive.sum() == 0:
+            continue
+        per_sample = []
+        for b in range(batch):
+            logits = masked[b] / tau
+            logits = logits - logits.max()
+            log_prob = logits - torch.log(logits.exp().sum() + 1e-6)
+            count = positive[b].sum()
+            mean = (positive[b] * log_prob * all_mask[b]).sum() / (count + 1e-6)
+            per_sample.append(-mean if count > 0 else torch.tensor(0.0))
+        total_rank = total_rank + torch.stack(per_sample).mean()
+    total_rank = total_rank / 12
+    hinge = 0.0
+    for b, label in enumerate(labels):
+        for p, n in zip(label["saliency_pos_labels"], label["saliency_neg_labels"]):
+            hinge = hinge + torch.clamp(margin + scores[b, n] - scores[b, p], min=0)
+    hinge = hinge / (batch * 2) * 2
+    return hinge + total_rank + loss_negative
+
+
+def test_saliency_loss_matches_the_reference_definition():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 10, generator=generator)
+    negative = torch.randn(4, 10, generator=generator)
+    mask = torch.ones(4, 10)
+    mask[1, 7:] = 0
+    labels = simple_labels(4, 10)
+    labels[3]["saliency_all_labels"] = torch.zeros(10)  # a sample without positives
+    loss = TDDetrLoss(tiny_config()).saliency_loss(scores, negative, mask, labels)
+    assert loss.item() == pytest.approx(reference_saliency_loss(scores, negative, mask, labels).item(), rel=1e-5)
+
+
+def test_moment_losses_match_hand_computation():
+    config = tiny_config(num_queries=2, eos_coefficient=0.1)
+    logits = torch.tensor([[[3.0, 0.0], [0.0, 1.0]]])
+    spans = torch.tensor([[[0.5, 0.4], [0.2, 0.1]]])
+    labels = [{"spans": torch.tensor([[0.6, 0.4]])}]
+    losses = TDDetrLoss(config).moment_losses(logits, spans, labels)
+    # query 0 is matched (cheapest): L1 = mean(|0.5−0.6|, |0.4−0.4|), gIoU of (0.3,0.7) vs (0.4,0.8) = 0.3/0.5
+    assert losses["loss_span"].item() == pytest.approx(0.05, abs=1e-6)
+    assert losses["loss_giou"].item() == pytest.approx(1 - 0.6, abs=1e-6)
+    ce0 = -F.log_softmax(logits[0, 0], 0)[0]
+    ce1 = -F.log_softmax(logits[0, 1], 0)[1] * 0.1
+    assert losses["loss_label"].item() == pytest.approx(((ce0 + ce1) / 2).item(), abs=1e-6)
+
+
+def test_total_is_the_weighted_sum_and_empty_targets_are_finite():
+    config = tiny_config(num_queries=3, decoder_layers=2)
+    generator = torch.Generator().manual_seed(1)
+    make = lambda: dict(logits=torch.randn(2, 3, 2, generator=generator), pred_spans=torch.rand(2, 3, 2, generator=generator))
+    main, auxiliary = make(), make()
+    outputs = TDDetrMomentRetrievalOutput(
+        **main,
+        saliency_scores=torch.randn(2, 10, generator=generator),
+        negative_saliency_scores=torch.randn(2, 10, generator=generator),
+        video_mask=torch.ones(2, 10),
+        auxiliary_outputs=[{"logits": auxiliary["logits"], "pred_spans": auxiliary["pred_spans"]}],
+    )
+    labels = simple_labels(2, 10)
+    labels[1]["spans"] = torch.zeros(0, 2)
+    criterion = TDDetrLoss(config)
+    total, weighted = criterion(outputs, labels)
+    assert set(weighted) == {"loss_span", "loss_giou", "loss_label", "loss_saliency", "loss_span_0", "loss_giou_0", "loss_label_0"}
+    assert total.item() == pytest.approx(sum(v.item() for v in weighted.values()), rel=1e-6)
+    raw = criterion.moment_losses(main["logits"], main["pred_spans"], labels)
+    assert weighted["loss_giou"].item() == pytest.approx(raw["loss_giou"].item() * config.giou_loss_weight)
+    assert all(torch.isfinite(v) for v in weighted.values())

@@ -1,0 +1,41 @@
+import torch
+
+from td_detr.modeling_td_detr import TDDetrMomentRetrievalOutput
+from td_detr.postprocessing import post_process_moment_retrieval
+
+
+def outputs_for(logits, spans, saliency, mask):
+    return TDDetrMomentRetrievalOutput(
+        logits=torch.tensor(logits), pred_spans=torch.tensor(spans), saliency_scores=torch.tensor(saliency),
+        video_mask=torch.tensor(mask),
+    )
+
+
+def test_windows_are_sorted_denormalised_clamped_and_rounded():
+    outputs = outputs_for(
+        logits=[[[0.0, 2.0], [2.0, 0.0], [0.0, 0.0]]],
+        spans=[[[0.5, 0.2], [0.95, 0.2], [0.1, 0.3]]],
+        saliency=[[0.1, 0.2, 0.3, 9.0]],
+        mask=[[1.0, 1.0, 1.0, 0.0]],
+    )
+    result = post_process_moment_retrieval(outputs, [30.0], clip_length=2.0, round_to_clip=False)[0]
+    windows = result["pred_relevant_windows"]
+    assert [w[2] for w in windows] == sorted((w[2] for w in windows), reverse=True)
+    best = windows[0]
+    assert best[:2] == [25.5, 30.0]  # 0.85·30 .. 1.05·30 clamped to the duration
+    assert windows[1][:2] == [0.0, 7.5]  # −0.05·30 clamped to 0
+    assert windows[2][:2] == [12.0, 18.0]
+    assert best[2] == round(torch.tensor([2.0, 0.0]).softmax(0)[0].item(), 4)
+    assert result["pred_saliency_scores"] == [0.1, 0.2, 0.3] or all(
+        abs(a - b) < 1e-6 for a, b in zip(result["pred_saliency_scores"], [0.1, 0.2, 0.3])
+    )
+    assert len(result["pred_saliency_scores"]) == 3
+
+
+def test_rounding_to_the_clip_grid_is_half_to_even():
+    outputs = outputs_for(
+        logits=[[[1.0, 0.0]]], spans=[[[0.5, 0.2]]], saliency=[[0.0] * 5], mask=[[1.0] * 5]
+    )
+    # (0.4, 0.6) × 15 s = (6.0, 9.0) → /2 = (3.0, 4.5) → half to even → (6, 8)
+    window = post_process_moment_retrieval(outputs, [15.0], clip_length=2.0, round_to_clip=True)[0]["pred_relevant_windows"][0]
+    assert window[:2] == [6.0, 8.0]
