@@ -1,0 +1,311 @@
+"""``DataCollatorForMomentRetrieval``: dataset rows → a model batch (interfaces.md "A model batch").
+
+Evaluation collators pad and label. Training collators first run the video synthesizer (:mod:`.synthesis`) on the
+batch, so a training step sees originals and synthesized videos side by side (how many: see
+:meth:`.synthesis.VideoSynthesizer.compose`; about 1.5·B samples with the defaults).
+
+Randomness (window subsets, saliency easy pairs, the synthesizer) comes from a ``numpy.random.Generator``:
+
+* training: one generator seeded with ``seed`` that advances call after call, so the same seed gives the same
+  sequence of batches; inside a ``DataLoader`` worker it is re-seeded with (``seed``, the worker's torch seed), which
+  differs per worker and per epoch yet follows the run's global seed;
+* evaluation: a fresh generator per call seeded with ``seed`` and the batch's qids/vids, so labels do not depend on
+  the call order (the same batch always gets the same labels; QD-DETR draws them with the unseeded ``random``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import TDDetrInputError
+from .labels import PSEUDO_LABEL_CLIP_MODES, row_labels
+from .synthesis import BatchComposition, VideoSynthesizer, moment_blocks, remap_moment
+
+# Fields read by name from a config object (TDDetrConfig or anything with these attributes).
+CONFIG_FIELDS = (
+    "clip_length",
+    "max_video_length",
+    "max_query_length",
+    "max_windows",
+    "synthesis_pairing",
+    "synthesis_alpha",
+    "synthesis_length_jitter",
+    "synthesis_sampling",
+    "synthesis_keep_originals",
+    "synthesis_similarity",
+    # optional, not in TDDetrConfig today; read when present
+    "synthesis_part_order",
+    "synthesis_cap_length",
+    "synthesis_anchor_fraction",
+    "pseudo_label_clip",
+)
+_ROW_FIELDS = ("qid", "vid", "duration", "video_features", "text_features")
+
+
+def _to_numpy(value, dtype) -> np.ndarray:
+    """Numpy view of a row value given as a numpy array, a torch tensor or (nested) Python lists."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=dtype)
+
+
+def _scalar(value):
+    return value.item() if isinstance(value, (torch.Tensor, np.generic, np.ndarray)) else value
+
+
+@dataclass
+class _Rows:
+    """A batch of rows as plain numpy/python columns."""
+
+    qid: list
+    vid: list
+    query: list
+    duration: np.ndarray
+    video: list
+    text: list
+    windows: list
+    clip_ids: list
+    scores: list
+
+
+def _parse_rows(rows, max_query_length) -> _Rows:
+    if not rows:
+        raise TDDetrInputError("cannot collate an empty batch")
+    columns = _Rows([], [], [], np.zeros(len(rows)), [], [], [], [], [])
+    for i, row in enumerate(rows):
+        for name in _ROW_FIELDS:
+            if name not in row:
+                raise TDDetrInputError(f"batch row {i} (qid {_scalar(row.get('qid'))}): missing field '{name}'")
+        qid = _scalar(row["qid"])
+        video = _to_numpy(row["video_features"], np.float32)
+        text = _to_numpy(row["text_features"], np.float32)
+        if video.ndim != 2 or video.shape[0] == 0:
+            raise TDDetrInputError(f"qid {qid}: video_features is not a non-empty [clips, dim] array ({video.shape})")
+        if text.ndim != 2 or text.shape[0] == 0:
+            raise TDDetrInputError(f"qid {qid}: text_features is not a non-empty [tokens, dim] array ({text.shape})")
+        windows = _to_numpy(row.get("relevant_windows", []), np.float64)
+        if windows.size and (windows.ndim != 2 or windows.shape[1] != 2 or (windows[:, 0] >= windows[:, 1]).any()):
+            raise TDDetrInputError(f"qid {qid}: relevant_windows must be [start, end] pairs with start < end")
+        clip_ids = _to_numpy(row.get("relevant_clip_ids", []), np.int64).reshape(-1)
+        scores = _to_numpy(row.get("saliency_scores", []), np.float64)
+        if len(clip_ids) and (scores.ndim != 2 or len(scores) != len(clip_ids)):
+            raise TDDetrInputError(f"qid {qid}: saliency_scores needs one [a1, a2, a3] entry per relevant clip id")
+        columns.qid.append(qid)
+        columns.vid.append(str(_scalar(row["vid"])))
+        columns.query.append(_scalar(row.get("query", "")))
+        columns.duration[i] = float(_scalar(row["duration"]))
+        columns.video.append(video)
+        columns.text.append(text if max_query_length is None else text[:max_query_length])
+        columns.windows.append(windows.reshape(-1, 2))
+        columns.clip_ids.append(clip_ids)
+        columns.scores.append(scores.reshape(len(clip_ids), -1) if len(clip_ids) else np.zeros((0, 3)))
+    for name, arrays in (("video_features", columns.video), ("text_features", columns.text)):
+        widths = {a.shape[1] for a in arrays}
+        if len(widths) > 1:
+            raise TDDetrInputError(f"{name} widths differ within the batch: {sorted(widths)} (qids {columns.qid})")
+    return columns
+
+
+def _pad(arrays: list[np.ndarray], extra_rows: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded [B, Lmax, D] (as a flat [B·Lmax + extra_rows, D] buffer) and the lengths."""
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    width = int(lengths.max())
+    flat = np.zeros((len(arrays) * width + extra_rows, arrays[0].shape[1]), dtype=np.float32)
+    for i, array in enumerate(arrays):
+        flat[i * width : i * width + len(array)] = array
+    return flat, lengths
+
+
+def _mask(lengths: np.ndarray, width: int) -> torch.Tensor:
+    return torch.from_numpy((np.arange(width) < lengths[:, None]).astype(np.float32))
+
+
+@dataclass
+class DataCollatorForMomentRetrieval:
+    """Pads rows into a model batch, derives labels and, in training, synthesizes dynamic-context videos.
+
+    Returns ``video_features`` [B', L, Dv], ``video_mask`` [B', L], ``text_features`` [B', T, Dt], ``text_mask``
+    [B', T] (float tensors, 1 = valid), ``labels`` (a list of B' dicts, only when every row has a window; rows with
+    and without windows in one batch are an error) and ``meta`` (a list of B' dicts: qid, vid, query, duration,
+    clip_length, relevant_windows in seconds, synthetic; synthesized samples also carry context_qid, context_vid,
+    source_duration, source_relevant_windows and moment_shift in seconds). B' = B in evaluation.
+
+    Args (the synthesis ones are ignored unless ``training``; names match :class:`TDDetrConfig`):
+        training: run the synthesizer (never in evaluation).
+        clip_length: seconds per clip; span labels divide windows by ``ctx_l * clip_length``.
+        max_video_length: cap on synthesized lengths when ``synthesis_cap_length`` (rows are padded, never cut).
+        max_query_length: text tokens kept per row (None: all).
+        max_windows: windows kept per query in the labels, a random subset when there are more.
+        synthesis_pairing, synthesis_alpha, synthesis_length_jitter, synthesis_sampling, synthesis_keep_originals,
+        synthesis_similarity: see :class:`.synthesis.VideoSynthesizer` (pairing, alpha, length_jitter, ...).
+        synthesis_part_order: ``"pair"`` (official), ``"moment_first"`` or ``"random"``.
+        synthesis_cap_length: cut synthesized videos to ``max_video_length`` (paper, default) or not (official).
+        synthesis_anchor_fraction: share of rows made anchors when originals are kept (official ≈ 0.5).
+        pseudo_label_clip: seconds → clips for Charades-style saliency labels of rows without saliency scores:
+            ``"clip_length"`` (default; official TD-DETR, and consistent with the span labels) or ``"duration"``
+            (``duration / ctx_l``, CG-DETR).
+        seed: seed of the generator (module docstring).
+    """
+
+    training: bool = False
+    clip_length: float = 2.0
+    max_video_length: int | None = 75
+    max_query_length: int | None = 32
+    max_windows: int | None = 5
+    synthesis_pairing: str = "similarity"
+    synthesis_alpha: float = 0.7
+    synthesis_length_jitter: float = 0.2
+    synthesis_sampling: str = "bernoulli"
+    synthesis_keep_originals: bool = True
+    synthesis_similarity: str = "mean"
+    synthesis_part_order: str = "pair"
+    synthesis_cap_length: bool = True
+    synthesis_anchor_fraction: float = 0.5
+    pseudo_label_clip: str = "clip_length"
+    seed: int = 0
+    synthesizer: VideoSynthesizer | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self):
+        if self.pseudo_label_clip not in PSEUDO_LABEL_CLIP_MODES:
+            raise TDDetrInputError(
+                f"pseudo_label_clip must be one of {PSEUDO_LABEL_CLIP_MODES}, got {self.pseudo_label_clip!r}"
+            )
+        if not self.clip_length > 0:
+            raise TDDetrInputError(f"clip_length must be positive, got {self.clip_length}")
+        synthesizer = VideoSynthesizer(
+            pairing=self.synthesis_pairing,
+            alpha=float(self.synthesis_alpha),
+            length_jitter=float(self.synthesis_length_jitter),
+            sampling=self.synthesis_sampling,
+            similarity=self.synthesis_similarity,
+            max_length=self.max_video_length if self.synthesis_cap_length else None,
+            keep_originals=bool(self.synthesis_keep_originals),
+            anchor_fraction=float(self.synthesis_anchor_fraction),
+            part_order=self.synthesis_part_order,
+        )  # built (and validated) in both modes so a bad config fails at construction
+        self.synthesizer = synthesizer if self.training and self.synthesis_pairing != "none" else None
+        self._generator = None
+        self._worker_seed = None
+
+    @classmethod
+    def from_config(cls, config, training: bool, seed: int = 0, **overrides) -> "DataCollatorForMomentRetrieval":
+        """Build from any object with :data:`CONFIG_FIELDS` attributes (missing ones keep their defaults)."""
+        kwargs = {name: getattr(config, name) for name in CONFIG_FIELDS if hasattr(config, name)}
+        kwargs.update(overrides)
+        return cls(training=training, seed=seed, **kwargs)
+
+    # -- randomness -------------------------------------------------------------------------------------------------
+
+    def _rng(self, rows: _Rows) -> np.random.Generator:
+        if not self.training:
+            key = zlib.crc32(",".join(f"{q}:{v}" for q, v in zip(rows.qid, rows.vid)).encode())
+            return np.random.default_rng([self.seed, key])
+        info = torch.utils.data.get_worker_info()
+        worker_seed = None if info is None else info.seed % 2**64
+        if self._generator is None or worker_seed != self._worker_seed:
+            self._generator = np.random.default_rng([self.seed] if worker_seed is None else [self.seed, worker_seed])
+            self._worker_seed = worker_seed
+        return self._generator
+
+    # -- collation --------------------------------------------------------------------------------------------------
+
+    def __call__(self, rows) -> dict:
+        columns = _parse_rows(rows, self.max_query_length)
+        rng = self._rng(columns)
+        has_windows = np.array([len(w) > 0 for w in columns.windows])
+        if has_windows.any() and not has_windows.all():
+            missing = [q for q, h in zip(columns.qid, has_windows) if not h]
+            raise TDDetrInputError(f"some rows have relevant_windows and some do not (none for qids {missing})")
+        with_labels = bool(has_windows.all())
+
+        B = len(columns.qid)
+        video_flat, lengths = _pad(columns.video, extra_rows=1)  # the extra zero row is the padding source
+        width = int(lengths.max())
+        padded = video_flat[: B * width].reshape(B, width, -1)
+
+        if self.synthesizer is not None and with_labels and B >= 2:
+            composition, moments = self._compose(columns, padded, lengths, rng)
+            index = composition.source_index
+            video = np.take(video_flat, index.ravel(), axis=0).reshape(*index.shape, video_flat.shape[1])
+        else:
+            composition = BatchComposition(
+                source_index=np.zeros((B, 0), dtype=np.int64),
+                lengths=lengths,
+                moment_row=np.arange(B),
+                context_row=np.full(B, -1),
+                offset=np.zeros(B, dtype=np.int64),
+            )
+            moments = None
+            video = padded
+
+        text_flat, text_lengths = _pad(columns.text)
+        text = text_flat.reshape(B, int(text_lengths.max()), -1)[composition.moment_row]
+        batch = {
+            "video_features": torch.from_numpy(np.ascontiguousarray(video)),
+            "video_mask": _mask(composition.lengths, video.shape[1]),
+            "text_features": torch.from_numpy(np.ascontiguousarray(text)),
+            "text_mask": _mask(text_lengths[composition.moment_row], text.shape[1]),
+        }
+        labels, meta = [], []
+        for out in range(len(composition.lengths)):
+            row, context = int(composition.moment_row[out]), int(composition.context_row[out])
+            ctx_l = int(composition.lengths[out])
+            entry = {
+                "qid": columns.qid[row],
+                "vid": columns.vid[row],
+                "query": columns.query[row],
+                "clip_length": float(self.clip_length),
+                "synthetic": context >= 0,
+            }
+            if context >= 0:
+                shift = int(composition.offset[out])
+                windows, clip_ids = remap_moment(
+                    moments["windows"][row], moments["clip_ids"][row], shift, self.clip_length
+                )
+                scores, duration = moments["scores"][row], ctx_l * float(self.clip_length)
+                entry.update(
+                    context_qid=columns.qid[context],
+                    context_vid=columns.vid[context],
+                    source_duration=float(columns.duration[row]),
+                    source_relevant_windows=columns.windows[row].tolist(),
+                    moment_shift=shift * float(self.clip_length),
+                )
+            else:
+                windows, clip_ids, scores = columns.windows[row], columns.clip_ids[row], columns.scores[row]
+                duration = float(columns.duration[row])
+            entry["duration"] = duration
+            entry["relevant_windows"] = windows.tolist()
+            meta.append(entry)
+            if with_labels:
+                arrays = row_labels(
+                    windows, clip_ids, scores, ctx_l, self.clip_length, duration, rng,
+                    max_windows=self.max_windows, pseudo_label_clip=self.pseudo_label_clip,
+                )
+                labels.append({name: torch.from_numpy(value) for name, value in arrays.items()})
+        if with_labels:
+            batch["labels"] = labels
+        batch["meta"] = meta
+        return batch
+
+    def _compose(self, columns: _Rows, padded: np.ndarray, lengths: np.ndarray, rng: np.random.Generator):
+        """Run the synthesizer; returns the composition and each row's moment cut to its video (windows clipped to
+        [0, L·clip_length], clip ids < L), which is what synthesized samples are labelled with."""
+        video_seconds = lengths * float(self.clip_length)
+        windows, clip_ids, scores = [], [], []
+        for i, w in enumerate(columns.windows):
+            inside = w[:, 0] < video_seconds[i]
+            windows.append(np.stack([w[inside, 0], np.minimum(w[inside, 1], video_seconds[i])], axis=1))
+            keep = columns.clip_ids[i] < lengths[i]
+            clip_ids.append(columns.clip_ids[i][keep])
+            scores.append(columns.scores[i][keep])
+        eligible = np.array([len(w) > 0 for w in windows])
+        block_start, block_end = moment_blocks(windows, clip_ids, lengths, float(self.clip_length))
+        composition = self.synthesizer.compose(
+            lengths, block_start, block_end, columns.vid, rng,
+            features=padded, eligible=eligible, padded_length=padded.shape[1],
+        )
+        return composition, {"windows": windows, "clip_ids": clip_ids, "scores": scores}
