@@ -6,11 +6,12 @@ batch, so a training step sees originals and synthesized videos side by side (ho
 
 Randomness (window subsets, saliency easy pairs, the synthesizer) comes from a ``numpy.random.Generator``:
 
-* training: one generator seeded with ``seed`` that advances call after call, so the same seed gives the same
-  sequence of batches; inside a ``DataLoader`` worker it is re-seeded with (``seed``, the worker's torch seed), which
-  differs per worker and per epoch yet follows the run's global seed;
-* evaluation: a fresh generator per call seeded with ``seed`` and the batch's qids/vids, so labels do not depend on
-  the call order (the same batch always gets the same labels; QD-DETR draws them with the unseeded ``random``).
+* a fresh generator per call, seeded with ``seed`` and the batch's ordered qids/vids (and, in training, a salt
+  that separates training from evaluation draws). The draws therefore depend only on the batch itself, not on how
+  many batches came before: a run resumed from a checkpoint (which skips the batches already seen without collating
+  them) synthesizes exactly what an uninterrupted run would, and DataLoader workers need no seeding. Shuffling
+  makes the same ordered batch recur with negligible probability, so epochs still see fresh synthesis.
+  (QD-DETR draws labels with the unseeded ``random``.)
 """
 
 from __future__ import annotations
@@ -188,8 +189,6 @@ class DataCollatorForMomentRetrieval:
             part_order=self.synthesis_part_order,
         )  # built (and validated) in both modes so a bad config fails at construction
         self.synthesizer = synthesizer if self.training and self.synthesis_pairing != "none" else None
-        self._generator = None
-        self._worker_seed = None
 
     @classmethod
     def from_config(cls, config, training: bool, seed: int = 0, **overrides) -> "DataCollatorForMomentRetrieval":
@@ -201,15 +200,8 @@ class DataCollatorForMomentRetrieval:
     # -- randomness -------------------------------------------------------------------------------------------------
 
     def _rng(self, rows: _Rows) -> np.random.Generator:
-        if not self.training:
-            key = zlib.crc32(",".join(f"{q}:{v}" for q, v in zip(rows.qid, rows.vid)).encode())
-            return np.random.default_rng([self.seed, key])
-        info = torch.utils.data.get_worker_info()
-        worker_seed = None if info is None else info.seed % 2**64
-        if self._generator is None or worker_seed != self._worker_seed:
-            self._generator = np.random.default_rng([self.seed] if worker_seed is None else [self.seed, worker_seed])
-            self._worker_seed = worker_seed
-        return self._generator
+        key = zlib.crc32(",".join(f"{q}:{v}" for q, v in zip(rows.qid, rows.vid)).encode())
+        return np.random.default_rng([self.seed, key, 1 if self.training else 0])
 
     # -- collation --------------------------------------------------------------------------------------------------
 
