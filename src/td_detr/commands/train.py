@@ -1,0 +1,155 @@
+"""`td-detr train`: train TD-DETR (default: on the embedded synthetic data set, a few CPU minutes), evaluate, print
+the metrics table and save the model (safetensors + config + model card + metrics.json + predictions.jsonl)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from ..errors import TDDetrInputError
+from .data_options import add_data_arguments, resolve_data
+
+DEFAULT_OUTPUT_ROOT = "td-detr-runs"
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a model (no arguments: the embedded synthetic demo)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_data_arguments(parser)
+    group = parser.add_argument_group("model and optimisation")
+    group.add_argument("--output-dir", help=f"where to save (default: {DEFAULT_OUTPUT_ROOT}/<data set>)")
+    group.add_argument("--config", help="a hub config name (e.g. td-detr-qvh), a config.json, or a saved model to fine-tune")
+    group.add_argument("--epochs", type=float, help="number of epochs (default: the data set's preset)")
+    group.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (overrides --epochs)")
+    group.add_argument("--batch-size", type=int, help="training batch size before synthesis (default: preset)")
+    group.add_argument("--lr", type=float, help="learning rate (default: preset)")
+    group.add_argument("--seed", type=int, help="seed of model init, shuffling and synthesis (default: preset)")
+    group.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
+                       help="resume from a checkpoint folder, or from the latest one in --output-dir")
+    group.add_argument("--save-steps", type=int, help="save a resumable checkpoint every N steps (default: every epoch)")
+    ablation = parser.add_argument_group("ablations (paper Tables 3, S1, S2, S4)")
+    ablation.add_argument("--no-synthesis", action="store_true", help="train without the video synthesizer")
+    ablation.add_argument("--no-dynamics", action="store_true", help="drop the dynamics enhancement (QD-DETR layers)")
+    ablation.add_argument("--pairing", choices=("similarity", "random"), help="partner choice of the synthesizer")
+    ablation.add_argument("--alpha", type=float, help="α: share of the video's own context kept by the synthesizer")
+    ablation.add_argument("--beta", type=float, help="β: weight of the video tokens against the dynamics (Eq. 6)")
+    parser.set_defaults(func=run)
+
+
+def apply_ablations(config, args) -> None:
+    if args.no_dynamics:
+        config.use_dynamics = False
+    if args.no_synthesis:
+        config.synthesis_pairing = "none"
+    elif args.pairing:
+        config.synthesis_pairing = args.pairing
+    if args.alpha is not None:
+        config.synthesis_alpha = args.alpha
+    if args.beta is not None:
+        config.dynamics_beta = args.beta
+    try:
+        config.validate_choices()
+    except ValueError as error:
+        raise TDDetrInputError(str(error)) from None
+
+
+def run(args) -> int:
+    import torch
+    from transformers import set_seed
+
+    from ..data.collator import DataCollatorForMomentRetrieval
+    from ..metrics import format_metrics_table
+    from ..modeling_td_detr import TDDetrForMomentRetrieval
+    from ..training import TDDetrTrainer, preset_for, model_config_for, training_arguments
+    from .model_loading import load_config_or_model
+
+    data = resolve_data(args, need_train=True)
+    preset = preset_for(data.name)
+    seed = preset.seed if args.seed is None else args.seed
+    output_dir = Path(args.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, data.name))
+
+    base_config, pretrained = load_config_or_model(args.config) if args.config else (None, None)
+    config = model_config_for(data.name, data.settings, base=base_config, pretrained=pretrained is not None)
+    apply_ablations(config, args)
+
+    set_seed(seed)
+    if pretrained is not None:
+        model = TDDetrForMomentRetrieval.from_pretrained(pretrained, config=config)
+    else:
+        model = TDDetrForMomentRetrieval(config)
+    train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, seed=seed)
+    eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False, seed=seed)
+
+    overrides = dict(seed=seed, data_seed=seed)
+    if args.epochs is not None:
+        overrides["num_train_epochs"] = args.epochs
+    if args.max_steps is not None:
+        overrides["max_steps"] = args.max_steps
+    if args.batch_size is not None:
+        overrides["per_device_train_batch_size"] = args.batch_size
+    if args.lr is not None:
+        overrides["learning_rate"] = args.lr
+    if args.save_steps is not None:
+        overrides.update(save_strategy="steps", save_steps=args.save_steps, eval_strategy="steps", eval_steps=args.save_steps,
+                         logging_strategy="steps", logging_steps=args.save_steps)
+    if data.eval_split is None:
+        overrides.update(eval_strategy="no", load_best_model_at_end=False)
+    training_args = training_arguments(str(output_dir / "checkpoints"), preset, **overrides)
+
+    trainer = TDDetrTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data.splits["train"],
+        eval_dataset=data.splits[data.eval_split] if data.eval_split else None,
+        data_collator=train_collator,
+        eval_data_collator=eval_collator,
+        lr_drop_epochs=preset.lr_drop_epochs,
+        lr_gamma=preset.lr_gamma,
+    )
+    resume = args.resume
+    if resume == "latest":
+        resume = _latest_checkpoint(output_dir / "checkpoints")
+    print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {data.name} "
+          f"({len(data.splits['train'])} queries), output: {output_dir}")
+    trainer.train(resume_from_checkpoint=resume)
+
+    metrics = None
+    if data.eval_split:
+        trainer.evaluate()
+        metrics = trainer.last_metrics
+        print(f"\nmetrics on {data.name} / {data.eval_split} ({len(trainer.last_predictions)} queries):")
+        print(format_metrics_table(metrics))
+    if trainer.is_world_process_zero():
+        save_trained_model(trainer.model, output_dir, metrics, trainer.last_predictions, data, args)
+        print(f"\nsaved to {output_dir}")
+    return 0
+
+
+def _latest_checkpoint(folder: Path) -> str | None:
+    if not folder.is_dir():
+        raise TDDetrInputError(f"--resume: no checkpoints in {folder}")
+    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    if not checkpoints:
+        raise TDDetrInputError(f"--resume: no checkpoint-* folders in {folder}")
+    return str(checkpoints[-1])
+
+
+def save_trained_model(model, output_dir: Path, metrics, predictions, data, args) -> None:
+    """Weights + config (+ model card when the hub module is present), metrics.json and predictions.jsonl."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir)
+    if metrics is not None:
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if predictions:
+        with open(output_dir / "predictions.jsonl", "w") as handle:
+            for record in predictions:
+                handle.write(json.dumps(record) + "\n")
+    try:
+        from ..hub import write_model_card
+    except ImportError:
+        return
+    write_model_card(output_dir, model.config, metrics, dataset_name=data.name)
