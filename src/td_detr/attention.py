@@ -22,10 +22,13 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(batch, length, heads * head_dim)
 
 
-def _attend(query, key, value, key_padding_mask, dropout: float) -> torch.Tensor:
-    """Heads-split SDPA. `key_padding_mask` is [B, Lk] with True at padded keys; every query must see one valid key."""
-    attn_mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
-    return F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout)
+def _attend(query, key, value, key_padding_mask, dropout: float, blocked=None) -> torch.Tensor:
+    """Heads-split SDPA. `key_padding_mask` is [B, Lk] with True at padded keys; `blocked` an optional [B, H, Lq, Lk]
+    mask with True at pairs that may not attend. Every query must keep at least one key."""
+    allowed = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+    if blocked is not None:
+        allowed = ~blocked if allowed is None else allowed & ~blocked
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, dropout_p=dropout)
 
 
 class MultiheadAttention(nn.Module):
@@ -46,14 +49,27 @@ class MultiheadAttention(nn.Module):
         nn.init.zeros_(self.in_proj_bias)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, query, key, value, key_padding_mask=None) -> torch.Tensor:
+    def forward(self, query, key, value, key_padding_mask=None, blocked=None) -> torch.Tensor:
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3)
         q = _split_heads(F.linear(query, w_q, b_q), self.num_heads)
         k = _split_heads(F.linear(key, w_k, b_k), self.num_heads)
         v = _split_heads(F.linear(value, w_v, b_v), self.num_heads)
-        attended = _attend(q, k, v, key_padding_mask, self.dropout if self.training else 0.0)
+        attended = _attend(q, k, v, key_padding_mask, self.dropout if self.training else 0.0, blocked)
         return self.out_proj(_merge_heads(attended))
+
+
+def official_t2v_blocked_pairs(video_padding, text_padding, num_heads: int) -> torch.Tensor:
+    """The (video × text) attention mask exactly as the official QD-DETR / TD-DETR T2V layers build it, [B, H, Lv, Lt].
+
+    The official code blocks (padded clip × padded token) pairs of each sample, but repeats that [B, Lv, Lt] mask
+    head-major (`repeat(H, 1, 1)`) while `nn.MultiheadAttention` reads it batch-major, so head h of sample b gets the
+    mask of sample (b·H + h) mod B, and valid pairs can be blocked: official outputs depend on the batch. Only used
+    with `official_t2v_mask=True` (converted checkpoints reproducing official numbers).
+    """
+    pairs = video_padding[:, :, None] & text_padding[:, None, :]
+    batch = pairs.shape[0]
+    return pairs.repeat(num_heads, 1, 1).view(batch, num_heads, *pairs.shape[1:])
 
 
 class ConditionalAttention(nn.Module):

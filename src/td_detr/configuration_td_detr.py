@@ -48,6 +48,11 @@ class TDDetrConfig(PreTrainedConfig):
             `"relu"` or `"gelu"`.
         use_text_position (`bool`, defaults to `False`): add a learned position table to the text tokens (QD-DETR
             keeps them at zero).
+        official_t2v_mask (`bool`, defaults to `False`): reproduce the official T2V attention mask bug (the
+            per-sample padding mask is repeated head-major but read batch-major, so samples of a batch mask each
+            other's valid pairs; see `attention.official_t2v_blocked_pairs`). Off: each sample attends to all its valid
+            tokens and outputs do not depend on the batch. Converted official checkpoints turn it on to match official
+            numbers exactly.
 
     Dynamics enhancement (paper §3.2; `use_dynamics=False` is the QD-DETR baseline):
         use_dynamics (`bool`, defaults to `True`): run the dynamic tokenizer and the text-dynamics cross-attention in
@@ -114,6 +119,7 @@ class TDDetrConfig(PreTrainedConfig):
     decoder_layers: int = 4
     activation_function: str = "prelu"
     use_text_position: bool = False
+    official_t2v_mask: bool = False
 
     use_dynamics: bool = True
     dynamics_beta: float | int = 0.7

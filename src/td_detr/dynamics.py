@@ -58,8 +58,8 @@ class TDDetrTextDynamicsInteraction(nn.Module):
         self.beta = beta
         self.fusion = fusion
 
-    def forward(self, dynamic_tokens, video, attended_video, text_keys, text, text_padding_mask) -> torch.Tensor:
-        text_guided = self.attention(self.projection(dynamic_tokens), text_keys, text, text_padding_mask)
+    def forward(self, dynamic_tokens, video, attended_video, text_keys, text, text_padding_mask, blocked=None):
+        text_guided = self.attention(self.projection(dynamic_tokens), text_keys, text, text_padding_mask, blocked)
         if self.fusion == "scaled":
             return self.beta * (video + attended_video) + (1 - self.beta) * text_guided
         return self.beta * video + (1 - self.beta) * text_guided + attended_video

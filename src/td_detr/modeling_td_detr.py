@@ -12,7 +12,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_td_detr import TDDetrConfig
-from .attention import MultiheadAttention
+from .attention import MultiheadAttention, official_t2v_blocked_pairs
 from .dynamics import TDDetrDynamicTokenizer
 from .losses import TDDetrLoss
 from .position_encoding import video_position_embedding
@@ -188,7 +188,19 @@ class TDDetrModel(TDDetrPreTrainedModel):
                 f"text_feature_size={self.config.text_feature_size}"
             )
 
-    def encode(self, video, video_mask, video_pos, text, text_mask):
+    def official_blocked_pairs(self, video_mask, text_mask):
+        """The official code's (leaky) T2V masks for one forward batch: (video→text, dynamics→text); the dynamics
+        mask counts clip 0 as valid, as the official code does."""
+        heads = self.config.num_attention_heads
+        video_padding, text_padding = ~video_mask.bool(), ~text_mask.bool()
+        dynamics_padding = video_padding.clone()
+        dynamics_padding[:, 0] = False
+        return (
+            official_t2v_blocked_pairs(video_padding, text_padding, heads),
+            official_t2v_blocked_pairs(dynamics_padding, text_padding, heads),
+        )
+
+    def encode(self, video, video_mask, video_pos, text, text_mask, blocked=(None, None)):
         """T2V layers then the self-attention encoder. Returns (video memory [B, L, d], global memory [B, d])."""
         text_padding = ~text_mask.bool()
         if self.text_position is not None:
@@ -196,7 +208,7 @@ class TDDetrModel(TDDetrPreTrainedModel):
         else:
             text_pos = torch.zeros_like(text)
         for layer in self.t2v_layers:
-            video = layer(video, video_pos, text, text_pos, text_padding, self.dynamic_tokenizer)
+            video = layer(video, video_pos, text, text_pos, text_padding, self.dynamic_tokenizer, blocked)
         batch = video.shape[0]
         tokens = torch.cat((self.global_token.expand(batch, 1, -1), video), dim=1)
         positions = torch.cat((self.global_position.expand(batch, 1, -1), video_pos), dim=1)
@@ -235,17 +247,23 @@ class TDDetrModel(TDDetrPreTrainedModel):
             # Positive and negative pairs share the video side; one batched pass of 2B is cheaper than two passes.
             negative_text = torch.roll(text, shifts=-1, dims=0)
             negative_mask = torch.roll(text_mask, shifts=-1, dims=0)
+            blocked = (None, None)
+            if self.config.official_t2v_mask:  # the official code runs the negative pass as a batch of its own
+                positive, negative = (self.official_blocked_pairs(video_mask, m) for m in (text_mask, negative_mask))
+                blocked = tuple(torch.cat(pair) for pair in zip(positive, negative))
             memory, global_memory = self.encode(
                 video.repeat(2, 1, 1),
                 video_mask.repeat(2, 1),
                 video_pos.repeat(2, 1, 1),
                 torch.cat((text, negative_text)),
                 torch.cat((text_mask, negative_mask)),
+                blocked,
             )
             memory, negative_memory = memory.chunk(2)
             global_memory, negative_global = global_memory.chunk(2)
         else:
-            memory, global_memory = self.encode(video, video_mask, video_pos, text, text_mask)
+            blocked = self.official_blocked_pairs(video_mask, text_mask) if self.config.official_t2v_mask else (None, None)
+            memory, global_memory = self.encode(video, video_mask, video_pos, text, text_mask, blocked)
             negative_memory = negative_global = None
 
         hidden_states, references = self.decoder(memory, video_pos, ~video_mask.bool(), self.anchors.weight)

@@ -101,15 +101,18 @@ class TDDetrT2VLayer(nn.Module):
             else None
         )
 
-    def forward(self, video, video_pos, text, text_pos, text_padding_mask, tokenizer: TDDetrDynamicTokenizer | None):
+    def forward(self, video, video_pos, text, text_pos, text_padding_mask, tokenizer: TDDetrDynamicTokenizer | None,
+                blocked=(None, None)):
+        """`blocked`: optional extra masks ([B, H, Lv, Lt], True = may not attend) for the video→text and the
+        dynamics→text attention (only the official-mask reproduction uses them)."""
         query = video + video_pos
         text_keys = text + text_pos
-        attended = self.attention_dropout(self.cross_attention(query, text_keys, text, text_padding_mask))
+        attended = self.attention_dropout(self.cross_attention(query, text_keys, text, text_padding_mask, blocked[0]))
         if self.dynamics is None:
             x = video + attended
         else:
             dynamic_tokens = tokenizer(query if self.dynamics_with_position else video)
-            x = self.dynamics(dynamic_tokens, video, attended, text_keys, text, text_padding_mask)
+            x = self.dynamics(dynamic_tokens, video, attended, text_keys, text, text_padding_mask, blocked[1])
         return self.norm2(x + self.ffn_dropout(self.feed_forward(self.norm1(x))))
 
 
