@@ -73,7 +73,6 @@ def training_arguments(output_dir: str, preset: TrainingPreset, **overrides) -> 
         dataloader_num_workers=0,
         report_to="none",
         use_cpu=not torch.cuda.is_available(),
-        save_safetensors=True,
     )
     settings.update(overrides)
     return TrainingArguments(**settings)

@@ -46,9 +46,8 @@ def resolve_data(args, *, need_train: bool) -> ResolvedData:
     common = {}
     if args.max_samples is not None:
         common["max_samples"] = args.max_samples
-    custom_files = args.train_file or args.eval_file
-    if custom_files:
-        if args.dataset not in (None, "synthetic") and args.dataset:
+    if args.train_file or args.eval_file:
+        if args.dataset:
             raise TDDetrInputError("give either --dataset or --train-file/--eval-file, not both")
         if not args.video_feature_dir or not args.text_feature_dir:
             raise TDDetrInputError("--train-file/--eval-file need --video-feature-dir (one or more) and --text-feature-dir")
@@ -77,9 +76,10 @@ def resolve_data(args, *, need_train: bool) -> ResolvedData:
         if name == "synthetic":
             from ..data.synthetic import ensure_synthetic_dataset
 
-            data_dir = str(ensure_synthetic_dataset(args.data_dir or DEFAULT_SYNTHETIC_DIR))
-            source = data_dir
-            data_dir = None
+            folder = Path(args.data_dir or DEFAULT_SYNTHETIC_DIR)
+            if not (folder / "dataset_info.json").is_file():  # an existing data set (any size / preset) is reused
+                ensure_synthetic_dataset(folder)
+            source, data_dir = str(folder.absolute()), None
         elif name == "custom":
             source, data_dir = args.data_dir, None
             if not Path(args.data_dir).is_dir():

@@ -113,17 +113,20 @@ def run(args) -> int:
     resume = args.resume
     if resume == "latest":
         resume = _latest_checkpoint(output_dir / "checkpoints")
-    print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {data.name} "
-          f"({len(data.splits['train'])} queries), output: {output_dir}")
+    if trainer.is_world_process_zero():
+        world = f", world size {training_args.world_size}" if training_args.world_size > 1 else ""
+        print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {data.name} "
+              f"({len(data.splits['train'])} queries{world}), output: {output_dir}")
     trainer.train(resume_from_checkpoint=resume)
 
     metrics = None
     if data.eval_split:
         trainer.evaluate()
         metrics = trainer.last_metrics
-        print(f"\nmetrics on {data.name} / {data.eval_split} ({len(trainer.last_predictions)} queries):")
-        print(format_metrics_table(metrics))
     if trainer.is_world_process_zero():
+        if metrics is not None:
+            print(f"\nmetrics on {data.name} / {data.eval_split} ({len(trainer.last_predictions)} queries):")
+            print(format_metrics_table(metrics))
         save_trained_model(trainer.model, output_dir, metrics, trainer.last_predictions, data, args)
         print(f"\nsaved to {output_dir}")
     return 0

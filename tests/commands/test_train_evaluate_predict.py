@@ -1,0 +1,133 @@
+"""`td-detr train / evaluate / predict` end to end on tiny data, and their errors (exit code 2, no traceback)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from td_detr.cli import main
+
+from training_utils import make_tiny_synthetic, read_json, write_tiny_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = make_tiny_synthetic(root / "data", size=24)
+    config = write_tiny_config(root / "tiny.json")
+    return root, data, config
+
+
+@pytest.fixture(scope="module")
+def trained(workspace):
+    root, data, config = workspace
+    output = root / "run"
+    code = main(["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config),
+                 "--max-steps", "3", "--batch-size", "8", "--output-dir", str(output), "--cache-dir", str(root / "cache")])
+    assert code == 0
+    return output
+
+
+def test_train_saves_a_loadable_model_with_metrics_and_card(trained, capsys):
+    for name in ("model.safetensors", "config.json", "metrics.json", "predictions.jsonl", "README.md"):
+        assert (trained / name).exists(), name
+    metrics = read_json(trained / "metrics.json")
+    assert set(metrics["brief"]) >= {"MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP"}
+    config = read_json(trained / "config.json")
+    assert config["model_type"] == "td_detr" and config["hidden_size"] == 16
+    assert config["video_feature_size"] == 96 and config["text_feature_size"] == 32  # read from the data files
+    card = (trained / "README.md").read_text()
+    assert "td-detr" in card and str(metrics["brief"]["MR-full-mAP"]) in card
+
+
+def test_evaluate_writes_submission_and_metrics_equal_to_score(trained, workspace, tmp_path, capsys):
+    root, data, _ = workspace
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(trained), "--dataset", "synthetic", "--data-dir", str(data),
+                 "--output-dir", str(out), "--cache-dir", str(root / "cache")]) == 0
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 6 and all(len(r["pred_relevant_windows"]) == 4 for r in records)
+    assert "mAP avg" in capsys.readouterr().out
+    # The training run evaluated the same weights on the same split: identical numbers.
+    assert read_json(out / "metrics.json")["brief"] == read_json(trained / "metrics.json")["brief"]
+    scored = tmp_path / "scored.json"
+    assert main(["score", "--predictions", str(out / "predictions.jsonl"),
+                 "--ground-truth", str(data / "validation.jsonl"), "--output", str(scored)]) == 0
+    assert read_json(scored)["brief"] == read_json(out / "metrics.json")["brief"]
+
+
+def test_predict_prints_ranked_windows(trained, workspace, capsys):
+    _, data, _ = workspace
+    record = json.loads((data / "validation.jsonl").read_text().splitlines()[0])
+    video = [str(data / folder / f"{record['vid']}.npz") for folder in ("slowfast_features", "clip_features")]
+    text = str(data / "clip_text_features" / f"qid{record['qid']}.npz")
+    assert main(["predict", "--model", str(trained), "--video-features", *video, "--text-features", text, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    clips = len(np.load(video[0])["features"])
+    assert len(result["pred_saliency_scores"]) == clips
+    scores = [w[2] for w in result["pred_relevant_windows"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0 <= w[0] <= w[1] <= clips * 2.0 for w in result["pred_relevant_windows"])
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["train", "--data-dir", "/no/such/folder"], "not a folder"),
+        (["train", "--dataset", "qvhighlights"], "needs --data-dir"),
+        (["train", "--train-file", "x.jsonl"], "--video-feature-dir"),
+        (["evaluate", "--model", "/no/such/model", "--output-dir", "x"], "cannot load"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(arguments, message, capsys):
+    assert main(arguments) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_flag_and_wrong_model_type_exit_2(trained, workspace, tmp_path, capsys):
+    with pytest.raises(SystemExit) as error:
+        main(["train", "--no-such-flag"])
+    assert error.value.code == 2
+    other = tmp_path / "bert"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    assert main(["evaluate", "--model", str(other), "--output-dir", str(tmp_path / "e")]) == 2
+    assert "not td-detr" in capsys.readouterr().err
+
+
+def test_features_of_the_wrong_size_exit_2(trained, tmp_path, capsys):
+    video = tmp_path / "v.npz"
+    text = tmp_path / "qid1.npz"
+    np.savez(video, features=np.ones((10, 50), dtype=np.float32))
+    np.savez(text, last_hidden_state=np.ones((4, 32), dtype=np.float32))
+    assert main(["predict", "--model", str(trained), "--video-features", str(video), "--text-features", str(text)]) == 2
+    assert "expects 96" in capsys.readouterr().err
+
+
+def test_two_process_training_gathers_metrics_like_one_process(workspace, tmp_path):
+    """torchrun with 2 CPU processes (DDP over gloo): the final evaluation is sharded and gathered; the same saved
+    weights evaluated in one process must give identical metrics."""
+    root, data, config = workspace
+    output = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "tests")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "td_detr", "train",
+               "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config), "--max-steps", "2",
+               "--batch-size", "4", "--output-dir", str(output), "--cache-dir", str(root / "cache")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("mAP avg") == 1  # one table, printed by rank 0
+    assert "world size 2" in result.stdout
+    single = tmp_path / "single"
+    assert main(["evaluate", "--model", str(output), "--dataset", "synthetic", "--data-dir", str(data),
+                 "--output-dir", str(single), "--cache-dir", str(root / "cache")]) == 0
+    two = read_json(output / "metrics.json")
+    one = read_json(single / "metrics.json")
+    assert two["brief"] == one["brief"]
+    assert len((output / "predictions.jsonl").read_text().splitlines()) == 6
