@@ -131,3 +131,20 @@ def test_two_process_training_gathers_metrics_like_one_process(workspace, tmp_pa
     one = read_json(single / "metrics.json")
     assert two["brief"] == one["brief"]
     assert len((output / "predictions.jsonl").read_text().splitlines()) == 6
+
+
+def test_spurious_eval_writes_both_splits_and_reports(trained, workspace, tmp_path, capsys):
+    root, data, _ = workspace
+    out = tmp_path / "spurious"
+    assert main(["spurious-eval", "--model", str(trained), "--dataset", "synthetic", "--data-dir", str(data),
+                 "--output-dir", str(out), "--cache-dir", str(root / "cache")]) == 0
+    report = read_json(out / "spurious_metrics.json")
+    assert report["standard"] == read_json(trained / "metrics.json")["brief"]
+    assert report["masked"]["Spurious-mAP"] == report["masked"]["MR-full-mAP"]
+    assert set(report["dynamic_context"]) == set(report["standard"])
+    for name in ("masked", "dynamic_context"):
+        assert Path(report["splits"][name]).is_file()
+        assert (out / name / "slowfast_features").is_dir()
+    masked_vids = {json.loads(line)["vid"] for line in Path(report["splits"]["masked"]).read_text().splitlines()}
+    assert len(masked_vids) == 6  # one masked video per query
+    assert "lower=better" in capsys.readouterr().out

@@ -1,0 +1,88 @@
+"""The spurious-correlation evaluation of a trained model (paper Fig. 1, §4, S4.2).
+
+Three evaluations of one split:
+
+* **standard**: the official metrics on the untouched split;
+* **masked moments**: every ground-truth moment (widened by 3 s each side) is erased from its video
+  (:func:`.spurious.write_masked_split`) while the original windows stay the targets. A model that still "finds" the
+  erased moment relies on its context: *Spurious R1@0.5 / R1@0.7 / mAP* are the full-set R1 and mAP on this split,
+  and **lower is better**;
+* **dynamic context** (S4.2): every video keeps its moment while its context comes from another (most similar by
+  Eq. 1, or random) video (:func:`.spurious.write_dynamic_context_split`); the standard metrics, higher is better.
+
+The two derived splits are written to disk in the standard layout, so other tools can evaluate on them too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SPURIOUS_KEYS = {"Spurious-R1@0.5": "MR-full-R1@0.5", "Spurious-R1@0.7": "MR-full-R1@0.7", "Spurious-mAP": "MR-full-mAP"}
+
+
+def _evaluate_layout(model, annotation_file, video_feature_dirs, text_feature_dir, settings, cache_dir, batch_size):
+    from ..data.builder import load_moment_retrieval_dataset
+    from ..data.collator import DataCollatorForMomentRetrieval
+    from ..inference import predict_dataset
+    from ..metrics import evaluate_submission
+    from ..training import ground_truth_records
+
+    splits = load_moment_retrieval_dataset(
+        "layout",
+        annotation_files={"validation": str(annotation_file)},
+        video_feature_dirs=tuple(str(d) for d in video_feature_dirs),
+        text_feature_dir=str(text_feature_dir),
+        clip_length=settings.clip_length,
+        max_video_length=settings.max_video_length,
+        max_query_length=settings.max_query_length,
+        with_saliency=settings.with_saliency,
+        cache_dir=cache_dir,
+    )
+    dataset = splits["validation"]
+    collator = DataCollatorForMomentRetrieval.from_config(model.config, training=False)
+    records = predict_dataset(model, dataset, collator, batch_size=batch_size)
+    return evaluate_submission(records, ground_truth_records(dataset), clip_length=settings.clip_length), records
+
+
+def spurious_evaluation(
+    model, settings, split: str, output_dir, *, fill: str = "noise", context: str = "similarity", seed: int = 0,
+    cache_dir=None, batch_size: int = 64,
+) -> dict:
+    """Run the three evaluations of `split` of a data set (`settings`: a resolved
+    :class:`~td_detr.data.builder.DatasetSettings`). Returns {"standard": brief, "masked": {Spurious-* and the
+    masked split's brief}, "dynamic_context": brief, "splits": {name: annotation file}}."""
+    from .spurious import write_dynamic_context_split, write_masked_split
+
+    output_dir = Path(output_dir)
+    annotation = settings.annotation_files[split]
+    video_dirs, text_dir = settings.video_feature_dirs, settings.text_feature_dir
+    standard, _ = _evaluate_layout(model, annotation, video_dirs, text_dir, settings, cache_dir, batch_size)
+
+    report = {"standard": standard["brief"], "splits": {}}
+    writers = {
+        "masked": lambda out: write_masked_split(
+            annotation, video_dirs, text_dir, out, clip_length=settings.clip_length, fill=fill, seed=seed),
+        "dynamic_context": lambda out: write_dynamic_context_split(
+            annotation, video_dirs, text_dir, out, clip_length=settings.clip_length, pairing=context, seed=seed),
+    }
+    for name, write in writers.items():
+        folder = output_dir / name
+        split_file = write(folder)
+        report["splits"][name] = str(split_file)
+        metrics, _ = _evaluate_layout(
+            model, split_file, [folder / Path(d).name for d in video_dirs], folder / Path(text_dir).name, settings,
+            cache_dir, batch_size,
+        )
+        report[name] = metrics["brief"]
+    report["masked"] = {**{key: report["masked"][source] for key, source in SPURIOUS_KEYS.items()}, **report["masked"]}
+    return report
+
+
+def format_spurious_report(report: dict) -> str:
+    """A small table: standard vs dynamic-context metrics, and the Spurious metrics (lower is better)."""
+    keys = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP")
+    lines = [f"{'':28s}{'R1@0.5':>9s}{'R1@0.7':>9s}{'mAP':>9s}"]
+    for label, name in (("standard", "standard"), ("dynamic context (S4.2)", "dynamic_context")):
+        lines.append(f"{label:28s}" + "".join(f"{report[name][k]:9.2f}" for k in keys))
+    lines.append(f"{'spurious, masked (lower=better)':28s}" + "".join(f"{report['masked'][k]:9.2f}" for k in SPURIOUS_KEYS))
+    return "\n".join(lines)
