@@ -1,31 +1,49 @@
 """td-detr: TD-DETR (ICCV 2025) video moment retrieval and highlight detection on Hugging Face transformers.
 
-Importing the package registers `td_detr` with `AutoConfig` and `AutoModel`.
+Importing the package registers `td_detr` with `AutoConfig` and `AutoModel` (done where the classes are defined, so
+importing :mod:`td_detr.modeling_td_detr` alone registers too). The `td-detr` command sets `TD_DETR_LAZY_IMPORT=1`,
+which defers importing torch / transformers until a name is used, so `td-detr --help` and `td-detr score` start fast.
 """
 
-from transformers import AutoConfig, AutoModel
+from __future__ import annotations
 
-from .configuration_td_detr import TDDetrConfig
-from .modeling_td_detr import (
-    TDDetrForMomentRetrieval,
-    TDDetrModel,
-    TDDetrModelOutput,
-    TDDetrMomentRetrievalOutput,
-    TDDetrPreTrainedModel,
-)
-from .postprocessing import post_process_moment_retrieval
+import importlib
+import os
 
 __version__ = "0.1.0"
 
-AutoConfig.register(TDDetrConfig.model_type, TDDetrConfig, exist_ok=True)
-AutoModel.register(TDDetrConfig, TDDetrModel, exist_ok=True)
+_EXPORTS = {
+    "TDDetrConfig": "configuration_td_detr",
+    "TDDetrForMomentRetrieval": "modeling_td_detr",
+    "TDDetrModel": "modeling_td_detr",
+    "TDDetrModelOutput": "modeling_td_detr",
+    "TDDetrMomentRetrievalOutput": "modeling_td_detr",
+    "TDDetrPreTrainedModel": "modeling_td_detr",
+    "post_process_moment_retrieval": "postprocessing",
+}
 
-__all__ = [
-    "TDDetrConfig",
-    "TDDetrForMomentRetrieval",
-    "TDDetrModel",
-    "TDDetrModelOutput",
-    "TDDetrMomentRetrievalOutput",
-    "TDDetrPreTrainedModel",
-    "post_process_moment_retrieval",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'td_detr' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
+
+
+if os.environ.get("TD_DETR_LAZY_IMPORT") != "1":
+    from .configuration_td_detr import TDDetrConfig  # noqa: E402
+    from .modeling_td_detr import (  # noqa: E402
+        TDDetrForMomentRetrieval,
+        TDDetrModel,
+        TDDetrModelOutput,
+        TDDetrMomentRetrievalOutput,
+        TDDetrPreTrainedModel,
+    )
+    from .postprocessing import post_process_moment_retrieval  # noqa: E402

@@ -358,3 +358,13 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
 
 
 __all__ = ["TDDetrPreTrainedModel", "TDDetrModel", "TDDetrForMomentRetrieval", "TDDetrModelOutput", "TDDetrMomentRetrievalOutput"]
+
+
+def _register_auto_classes() -> None:
+    from transformers import AutoConfig, AutoModel
+
+    AutoConfig.register(TDDetrConfig.model_type, TDDetrConfig, exist_ok=True)
+    AutoModel.register(TDDetrConfig, TDDetrModel, exist_ok=True)
+
+
+_register_auto_classes()
