@@ -12,7 +12,7 @@ import torch
 from td_detr import TDDetrForMomentRetrieval
 from td_detr.span_utils import span_cxw_to_xx, temporal_iou
 
-from conftest import tiny_config
+from model_utils import tiny_config
 
 NUM_SAMPLES, CLIPS, TOKENS, ACTIONS = 12, 24, 4, 4
 

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from td_detr.losses import TDDetrLoss
 from td_detr.modeling_td_detr import TDDetrMomentRetrievalOutput
 
-from conftest import simple_labels, tiny_config
+from model_utils import simple_labels, tiny_config
 
 
 def reference_saliency_loss(scores, negative, mask, labels, margin=0.2, tau=0.5):

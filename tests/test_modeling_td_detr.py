@@ -6,7 +6,7 @@ from td_detr import TDDetrConfig, TDDetrForMomentRetrieval, TDDetrModel
 from td_detr.modeling_td_detr import temporal_endpoint_features
 from td_detr.position_encoding import video_position_embedding
 
-from conftest import random_batch, simple_labels, tiny_config
+from model_utils import random_batch, simple_labels, tiny_config
 
 CONFIGS = {
     "td-detr": dict(),
