@@ -16,6 +16,7 @@ from td_detr.features import (  # noqa: E402
     load_clip_encoder,
     num_clips,
     read_clip_frames,
+    upright,
 )
 from video_utils import (  # noqa: E402
     PROJECTION_DIM,
@@ -71,7 +72,7 @@ def test_samples_the_frame_on_screen_just_before_each_clip_centre(video_path):
 
 @pytest.mark.parametrize(
     ("seconds", "fps", "clip_length", "rate"),
-    [(7, 4, 2.0, "1/2"), (6, 4, 2.0, "1/2"), (5, 3, 2.0, "1/2"), (5, 4, 0.75, "4/3"), (3, 25, 0.4, "5/2")],
+    [(7, 4, 2.0, "1/2"), (6, 4, 2.0, "1/2"), (5, 3, 2.0, "1/2"), (5, 4, 0.75, "4/3"), (1.2, 25, 0.4, "5/2")],
 )
 def test_sampling_equals_ffmpeg_fps_filter_of_the_original_extractor(tmp_path, seconds, fps, clip_length, rate):
     path = write_test_video(tmp_path / "video.mp4", seconds=seconds, fps=fps)
@@ -93,6 +94,15 @@ def test_a_raw_stream_without_timestamps_is_read_at_its_nominal_rate(tmp_path):
     sampled = read_clip_frames(path, clip_length=0.4)
     assert sampled.duration == pytest.approx(28 / 25)
     np.testing.assert_array_equal(frame_indices(sampled.frames), [4, 14, 24])  # centres 0.2, 0.6, 1.0 s at 25 fps
+
+
+def test_display_rotation_turns_frames_upright():
+    frame = np.arange(6).reshape(2, 3, 1)  # 2 rows, 3 columns; 0 at the top left
+    assert upright(frame, 0) is frame
+    clockwise = upright(frame, -90)  # FFmpeg autorotate: display matrix -90° → transpose=clock
+    assert clockwise.shape == (3, 2, 1) and clockwise[0, -1, 0] == 0 and clockwise[0, 0, 0] == 3
+    assert upright(frame, 90)[-1, 0, 0] == 0  # counter-clockwise: the top left goes to the bottom left
+    np.testing.assert_array_equal(upright(frame, 180), frame[::-1, ::-1])
 
 
 def test_streaming_batches_equal_one_read(video_path):

@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("av")
 
-from conftest import tiny_config  # noqa: E402
+from model_utils import tiny_config  # noqa: E402
 from td_detr import TDDetrForMomentRetrieval  # noqa: E402
 from td_detr.commands.video_options import (  # noqa: E402
     add_plot_argument,
@@ -216,8 +216,10 @@ def test_temporal_nms_and_merging():
 def test_bad_inputs_raise_clear_errors(pipe):
     rng = np.random.default_rng(0)
     text = rng.normal(size=(3, TEXT_HIDDEN_SIZE))
-    with pytest.raises(TDDetrInputError, match=f"7-d video / {TEXT_HIDDEN_SIZE}-d text.*expects {PROJECTION_DIM}"):
+    with pytest.raises(TDDetrInputError, match=f"7-d video / {TEXT_HIDDEN_SIZE}-d text.*expects {PROJECTION_DIM}-d"):
         pipe(rng.normal(size=(4, 7)), text)
+    with pytest.raises(TDDetrInputError, match=f"give {PROJECTION_DIM}-d video / 3-d text"):
+        pipe(rng.normal(size=(4, PROJECTION_DIM)), rng.normal(size=(2, 3)))
     with pytest.raises(TDDetrInputError, match="give a query"):
         pipe(rng.normal(size=(4, PROJECTION_DIM)))
     with pytest.raises(TDDetrInputError, match="not found"):
@@ -234,6 +236,14 @@ def _cli_parser():
     return parser
 
 
+def test_a_video_file_needs_a_model_trained_on_the_clip_features_alone(clip_dir, video_path):
+    wide = TDDetrForMomentRetrieval(tiny_config(video_feature_size=PROJECTION_DIM + 4,
+                                                text_feature_size=TEXT_HIDDEN_SIZE))
+    pipe = moment_retrieval_pipeline(wide, clip_model=str(clip_dir), device="cpu")
+    with pytest.raises(TDDetrInputError, match=f"give {PROJECTION_DIM}-d video features.*td-detr-qvh-clip"):
+        pipe(video_path, "a dog")
+
+
 def test_cli_predicts_a_video_file_and_plots(model, video_path, clip_dir, tmp_path, capsys):
     from PIL import Image
 
@@ -242,7 +252,9 @@ def test_cli_predicts_a_video_file_and_plots(model, video_path, clip_dir, tmp_pa
     args = _cli_parser().parse_args(["--model", str(tmp_path / "td"), "--video", str(video_path), "--query",
                                      "a dog", "--clip-model", str(clip_dir), "--json", "--plot", str(plot)])
     assert run_video_predict(args) == 0
-    record = json.loads(capsys.readouterr().out.splitlines()[0])
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)  # stdout is exactly the JSON record; the plot's path goes to stderr
+    assert str(plot) in captured.err
     assert record["query"] == "a dog" and len(record["pred_saliency_scores"]) == 4
     assert len(record["pred_relevant_windows"]) == model.config.num_queries
     assert Image.open(plot).format == "PNG"
@@ -266,7 +278,7 @@ def test_evaluate_plot_of_one_query(tmp_path, capsys):
     assert plot_evaluated_query(parser.parse_args([]), records, truth, 2.0) is None
     path = plot_evaluated_query(parser.parse_args(["--plot", str(tmp_path / "q7.png"), "--plot-qid", "7"]),
                                 records, truth, 2.0)
-    assert path.is_file() and "q7.png" in capsys.readouterr().out
+    assert path.is_file() and "q7.png" in capsys.readouterr().err
     with pytest.raises(TDDetrInputError, match="--plot-qid 5: no such qid"):
         plot_evaluated_query(parser.parse_args(["--plot", str(tmp_path / "x.png"), "--plot-qid", "5"]),
                              records, truth, 2.0)

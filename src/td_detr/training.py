@@ -45,8 +45,9 @@ TRAINING_PRESETS = {
     # Official TD-DETR Charades-STA script: 100 epochs, lr 2e-4, no drop within the run (lr_drop 400), bsz 32,
     # grad clip 0.1; selection by R1@0.7 on the evaluation file.
     "charades_sta": TrainingPreset(2e-4, 1e-4, 32, 32, 100, None, 0.1, 0.1, "MR-full-R1@0.7"),
-    # The embedded synthetic default: a small model that reaches clear metrics in a few CPU minutes.
-    "synthetic": TrainingPreset(1e-3, 1e-4, 32, 64, 30, 20, 0.1, 1.0, "MR-full-mAP", seed=0),
+    # The embedded synthetic default: a small model that reaches clear metrics in a few CPU minutes (lr 1e-3: at
+    # 3e-4 it barely moves within a few hundred steps; measured on the synthetic data).
+    "synthetic": TrainingPreset(1e-3, 1e-4, 32, 64, 12, 8, 0.1, 1.0, "MR-full-mAP", seed=0),
 }
 
 
@@ -227,10 +228,11 @@ def model_config_for(dataset_name: str, settings, base=None, pretrained: bool = 
 
 def synthetic_model_config():
     """A small TD-DETR for the embedded synthetic data: same architecture, narrower and shallower, so that the
-    default job trains in minutes on two CPU cores."""
+    default job trains in minutes on two CPU cores. Dropout inside the transformer is off: sampling the masks was
+    about 40% of a CPU training step, and the synthesizer already augments every batch."""
     from .configuration_td_detr import TDDetrConfig
 
     return TDDetrConfig(
         hidden_size=64, num_attention_heads=4, ffn_dim=128, t2v_layers=2, encoder_layers=2, decoder_layers=2,
-        input_dropout=0.1,
+        dropout=0.0, input_dropout=0.1,
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import TDDetrInputError
 from .data_options import add_data_arguments, resolve_data
+from .video_options import add_plot_argument, plot_evaluated_query
 
 
 def add_parser(subparsers) -> None:
@@ -20,6 +21,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output-dir", required=True, help="where predictions.jsonl and metrics.json go")
     parser.add_argument("--batch-size", type=int, default=64)
     add_data_arguments(parser)
+    add_plot_argument(parser, with_qid=True)
     parser.set_defaults(func=run)
 
 
@@ -63,6 +65,7 @@ def run(args) -> int:
         for record in records:
             handle.write(json.dumps(record) + "\n")
     ground_truth = ground_truth_records(dataset)
+    plot_evaluated_query(args, records, ground_truth, model.config.clip_length)
     if not all(record.get("relevant_windows") for record in ground_truth):
         print(f"wrote {output_dir / 'predictions.jsonl'} ({len(records)} queries); the split has no ground truth")
         return 0

@@ -1,6 +1,8 @@
-"""`td-detr predict`: ranked windows (seconds) and per-clip saliency for one (video, query) pair given as feature
-files in the standard layout: one `.npz` per video feature type (key `features`, [clips, dim], same order as in
-training) and the query's `qid{N}.npz` (key `last_hidden_state`, [tokens, dim])."""
+"""`td-detr predict`: ranked windows (seconds) and per-clip saliency for one (video, query) pair, given either as
+feature files in the standard layout (one `.npz` per video feature type, key `features`, [clips, dim], in the
+training order, and the query's `qid{N}.npz`, key `last_hidden_state`) or as a video file and a query string
+(`--video FILE --query "..."`, CLIP features extracted on the fly; needs a CLIP-feature model such as td-detr-qvh-clip).
+`--plot out.png` draws the saliency curve with the top windows."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import argparse
 import json
 
 from ..errors import TDDetrInputError
+from .video_options import add_plot_argument, add_video_arguments, run_video_predict, write_plot
 
 
 def add_parser(subparsers) -> None:
@@ -16,12 +19,14 @@ def add_parser(subparsers) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, help="a saved model folder or a Hub repo id")
-    parser.add_argument("--video-features", nargs="+", required=True, metavar="F.npz",
+    parser.add_argument("--video-features", nargs="+", metavar="F.npz",
                         help="one feature file per video feature type, in the training order")
-    parser.add_argument("--text-features", required=True, metavar="qidN.npz", help="the query's token features")
+    parser.add_argument("--text-features", metavar="qidN.npz", help="the query's token features")
     parser.add_argument("--duration", type=float, help="video length in seconds (default: clips × clip length)")
     parser.add_argument("--top-k", type=int, default=5, help="how many windows to print (default 5)")
     parser.add_argument("--json", action="store_true", help="print the record as JSON instead of a table")
+    add_video_arguments(parser)
+    add_plot_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -46,6 +51,10 @@ def run(args) -> int:
 
     from .evaluate import load_model
 
+    if args.video or args.query:
+        return run_video_predict(args)
+    if not args.video_features or not args.text_features:
+        raise TDDetrInputError("give --video-features and --text-features, or --video and --query")
     model = load_model(args.model)
     config = model.config
     video, text = load_pair(args.video_features, args.text_features, config.max_video_length, config.max_query_length)
@@ -62,6 +71,7 @@ def run(args) -> int:
             text_features=torch.from_numpy(text)[None], text_mask=torch.ones(1, len(text)),
         )
     record = model.post_process(outputs, [duration])[0]
+    write_plot(args, record, config.clip_length, duration=duration)
     if args.json:
         print(json.dumps(record))
         return 0
