@@ -159,12 +159,13 @@ class TDDetrTrainer(Trainer):
             outputs = model(**inputs)
             if outputs.loss is not None:
                 losses.append(outputs.loss.detach().float())
-            records.extend(records_from_outputs(unwrapped, outputs, meta))
-        records = self.accelerator.gather_for_metrics(records, use_gather_object=True)
+            # gathered per batch: accelerate drops the padding duplicates of the *last* batch only
+            batch_records = records_from_outputs(unwrapped, outputs, meta)
+            records.extend(self.accelerator.gather_for_metrics(batch_records, use_gather_object=True))
         unique = list({record["qid"]: record for record in records}.values())
         loss = None
         if losses:
-            loss = self.accelerator.gather_for_metrics(torch.stack(losses).mean().reshape(1)).mean().item()
+            loss = self.accelerator.gather(torch.stack(losses).mean().reshape(1)).mean().item()
         return unique, loss, len(losses)
 
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
