@@ -28,7 +28,7 @@ def data(tmp_path_factory):
     return splits, get_dataset_settings(str(folder))
 
 
-def make_trainer(data, output_dir, max_steps=4, save_steps=None, seed=0):
+def make_trainer(data, output_dir, max_steps=4, save_steps=None, seed=0, **extra):
     splits, settings = data
     config = model_config_for("synthetic", settings, base=TDDetrConfig(**TINY_MODEL))
     torch.manual_seed(seed)
@@ -39,6 +39,7 @@ def make_trainer(data, output_dir, max_steps=4, save_steps=None, seed=0):
         overrides.update(save_strategy="steps", save_steps=save_steps, save_total_limit=None)
     else:
         overrides.update(save_strategy="no")
+    overrides.update(extra)
     args = training_arguments(str(output_dir), TRAINING_PRESETS["synthetic"], **overrides)
     return TDDetrTrainer(
         model=model, args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
@@ -125,3 +126,13 @@ class StopAt:
             control.should_save = True
             control.should_training_stop = True
         return control
+
+
+def test_evaluation_inside_training_sees_every_query(data, tmp_path):
+    """Evaluated at an epoch end whose training batch was partial (24 queries in batches of 5): the training
+    loader's remainder must not cut the gathered predictions."""
+    trainer = make_trainer(data, tmp_path, max_steps=5, per_device_train_batch_size=5, eval_strategy="epoch")
+    trainer.train()
+    assert any("eval_MR-full-mAP" in entry for entry in trainer.state.log_history)
+    splits, _ = data
+    assert sorted(r["qid"] for r in trainer.last_predictions) == sorted(splits["validation"]["qid"])
