@@ -47,7 +47,7 @@ TRAINING_PRESETS = {
     "charades_sta": TrainingPreset(2e-4, 1e-4, 32, 32, 100, None, 0.1, 0.1, "MR-full-R1@0.7"),
     # The embedded synthetic default: a small model that reaches clear metrics in a few CPU minutes (lr 1e-3: at
     # 3e-4 it barely moves within a few hundred steps; measured on the synthetic data).
-    "synthetic": TrainingPreset(1e-3, 1e-4, 32, 64, 12, 8, 0.1, 1.0, "MR-full-mAP", seed=0),
+    "synthetic": TrainingPreset(1e-3, 1e-4, 32, 64, 20, 15, 0.1, 1.0, "MR-full-mAP", seed=0),
 }
 
 

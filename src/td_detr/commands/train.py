@@ -31,6 +31,10 @@ def add_parser(subparsers) -> None:
     group.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
                        help="resume from a checkpoint folder, or from the latest one in --output-dir")
     group.add_argument("--save-steps", type=int, help="save a resumable checkpoint every N steps (default: every epoch)")
+    group.add_argument("--threads", type=int,
+                       help="torch CPU threads (default: 1 for the small synthetic demo model, whose matrices are too "
+                            "small to gain from more and which slows down badly when another process shares the cores; "
+                            "torch's default otherwise)")
     ablation = parser.add_argument_group("ablations (paper Tables 3, S1, S2, S4)")
     ablation.add_argument("--no-synthesis", action="store_true", help="train without the video synthesizer")
     ablation.add_argument("--no-dynamics", action="store_true", help="drop the dynamics enhancement (QD-DETR layers)")
@@ -68,6 +72,9 @@ def run(args) -> int:
     from .model_loading import load_config_or_model
 
     data = resolve_data(args, need_train=True)
+    threads = args.threads or (1 if data.name == "synthetic" and not args.config else None)
+    if threads:
+        torch.set_num_threads(threads)
     preset = preset_for(data.name)
     seed = preset.seed if args.seed is None else args.seed
     output_dir = Path(args.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, data.name))
