@@ -1,0 +1,455 @@
+"""Ablations of TD-DETR on the spurious synthetic data set (paper Table 3, Tables S1 / S2 / S4, the "w/ TD-DETR"
+rows), several seeds each, mean ± std.
+
+Data: ``td-detr make-synthetic DATA --preset spurious`` (train: a cue brackets every moment). Every run trains with
+``td-detr train`` (best epoch chosen on ``validation_iid``, the in-distribution split: the shifted split is never
+used for selection), then reports
+
+* ``iid``: R1@0.5 / R1@0.7 / mAP on ``validation_iid`` (cue next to the moment, as in training);
+* ``shifted``: the same on ``validation`` (the cue brackets a decoy far from the moment: a model that learned the
+  shortcut predicts the decoy);
+* ``spurious``: Spurious R1@0.5 / R1@0.7 / mAP of ``td-detr spurious-eval`` on ``validation_iid`` (moments erased,
+  targets kept; lower is better), and ``dynamic_context``: its dynamic-context split (paper S4.2).
+
+Settings (the synthetic preset model: hidden 64, 2/2/2 layers, unless said otherwise):
+
+* components: baseline (no synthesis, no dynamics), + synthesis with random pairing, + synthesis with similarity
+  pairing, + dynamics only, full TD-DETR (α 0.7, β 0.7, similarity pairing);
+* α ∈ {0.3, 0.5, 0.7, 0.9} and β ∈ {0.1, 0.3, 0.5, 0.7, 0.9} on the full model (0.7 is the full run itself);
+* transfer: the QD-DETR baseline as released (span / gIoU weights 10 / 1 instead of TD-DETR's 1 / 10, no dynamics,
+  no synthesis), the same with the synthesizer alone, and with both strategies.
+
+Each run is one subprocess (``OMP_NUM_THREADS`` / torch threads = ``--threads``) that writes
+``RESULTS/runs/<setting>__seed<S>.json`` atomically when it is done; a rerun skips finished runs and restarts an
+interrupted one from scratch (its work folder is wiped). ``results.json`` (every run) and ``summary.json`` (mean ±
+std per setting, sample std over seeds) and ``summary.md`` (the tables) are rewritten at the end.
+
+    python scripts/ablate.py                  # full: 3 seeds x 15 settings x 10 epochs (200 steps), ~80-90 min
+    python scripts/ablate.py --quick          # 1 seed x 15 settings x 4 epochs (80 steps), ~15 min
+    python scripts/ablate.py --dry-run --results-dir /tmp/abl   # seconds: tiny data / model, 2 steps, in-process
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPLITS = ("iid", "shifted", "spurious", "dynamic_context")
+MAIN_KEYS = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP")
+SPURIOUS_KEYS = ("Spurious-R1@0.5", "Spurious-R1@0.7", "Spurious-mAP")
+SPLIT_KEYS = {"iid": MAIN_KEYS, "shifted": MAIN_KEYS, "spurious": SPURIOUS_KEYS, "dynamic_context": MAIN_KEYS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One trained configuration: `flags` go to `td-detr train`; `architecture` picks the model config file."""
+
+    key: str
+    label: str
+    flags: tuple = ()
+    architecture: str = "td_detr"  # "td_detr": the synthetic preset model; "qd_detr": QD-DETR loss / matcher weights
+
+
+SETTINGS = {s.key: s for s in (
+    Setting("baseline", "baseline (no synthesis, no dynamics)", ("--no-synthesis", "--no-dynamics")),
+    Setting("synthesis_random", "+ synthesis (random pairing)", ("--no-dynamics", "--pairing", "random")),
+    Setting("synthesis_similarity", "+ synthesis (similarity pairing)", ("--no-dynamics", "--pairing", "similarity")),
+    Setting("dynamics_only", "+ dynamics only", ("--no-synthesis",)),
+    Setting("full", "full TD-DETR", ()),
+    *(Setting(f"alpha_{a}", f"full, α={a}", ("--alpha", str(a))) for a in (0.3, 0.5, 0.9)),
+    *(Setting(f"beta_{b}", f"full, β={b}", ("--beta", str(b))) for b in (0.1, 0.3, 0.5, 0.9)),
+    Setting("qd_detr", "QD-DETR (as released)", ("--no-synthesis", "--no-dynamics"), "qd_detr"),
+    Setting("qd_detr_synthesis", "QD-DETR w/ synthesizer", ("--no-dynamics", "--pairing", "similarity"), "qd_detr"),
+    Setting("qd_detr_td", "QD-DETR w/ TD-DETR (synthesizer + dynamics)", (), "qd_detr"),
+)}
+
+# Group -> [(row label, setting key, x value or None)]; α / β = 0.7 are the full run itself (the defaults).
+GROUPS = {
+    "components": [(SETTINGS[k].label, k, None) for k in
+                   ("baseline", "synthesis_random", "synthesis_similarity", "dynamics_only", "full")],
+    "alpha": [(f"α={a}", "full" if a == 0.7 else f"alpha_{a}", a) for a in (0.3, 0.5, 0.7, 0.9)],
+    "beta": [(f"β={b}", "full" if b == 0.7 else f"beta_{b}", b) for b in (0.1, 0.3, 0.5, 0.7, 0.9)],
+    "transfer": [(SETTINGS[k].label, k, None) for k in ("qd_detr", "qd_detr_synthesis", "qd_detr_td")],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Sizes of one ablation: data, model, optimisation, seeds."""
+
+    name: str
+    seeds: tuple
+    epochs: float | None
+    max_steps: int | None
+    batch_size: int
+    data_size: int
+    model: dict  # TDDetrConfig keywords of the architecture (feature sizes come from the data)
+    in_process: bool = False
+
+
+SYNTHETIC_MODEL = dict(hidden_size=64, num_attention_heads=4, ffn_dim=128, t2v_layers=2, encoder_layers=2,
+                       decoder_layers=2, input_dropout=0.1)  # = td_detr.training.synthetic_model_config()
+TINY_MODEL = dict(hidden_size=16, num_attention_heads=2, ffn_dim=32, t2v_layers=1, encoder_layers=1,
+                  decoder_layers=1, num_queries=4, input_dropout=0.1)
+# Train sizes are multiples of the batch size: td_detr.training's per-epoch evaluation (gather_for_metrics after the
+# loop) truncates the predictions to the *training* loader's remainder otherwise (reported to the lead).
+PLANS = {
+    "full": Plan("full", (0, 1, 2), epochs=10, max_steps=None, batch_size=32, data_size=640, model=SYNTHETIC_MODEL),
+    "quick": Plan("quick", (0,), epochs=4, max_steps=None, batch_size=32, data_size=640, model=SYNTHETIC_MODEL),
+    "dry_run": Plan("dry_run", (0,), epochs=None, max_steps=2, batch_size=8, data_size=16, model=TINY_MODEL,
+                    in_process=True),
+}
+QD_DETR_WEIGHTS = dict(matcher_span_cost=10.0, matcher_giou_cost=1.0, span_loss_weight=10.0, giou_loss_weight=1.0)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# One run
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def run_name(key: str, seed: int) -> str:
+    return f"{key}__seed{seed}"
+
+
+def run_spec(setting: Setting, seed: int, plan: Plan, results_dir: Path) -> dict:
+    """Everything a worker needs, JSON-serialisable; `fingerprint` changes when any of it does."""
+    data = results_dir / "data"
+    config = results_dir / "configs" / f"{setting.architecture}.json"
+    work = results_dir / "work" / run_name(setting.key, seed)
+    common = ["--dataset", "synthetic", "--data-dir", str(data), "--cache-dir", str(results_dir / "cache")]
+    train = ["train", *common, "--eval-split", "validation_iid", "--config", str(config), "--seed", str(seed),
+             "--batch-size", str(plan.batch_size), "--output-dir", str(work / "model"), *setting.flags]
+    train += ["--max-steps", str(plan.max_steps)] if plan.max_steps else ["--epochs", str(plan.epochs)]
+    evaluate = ["evaluate", "--model", str(work / "model"), *common, "--eval-split", "validation",
+                "--output-dir", str(work / "shifted")]
+    spurious = ["spurious-eval", "--model", str(work / "model"), "--dataset", "synthetic", "--data-dir", str(data),
+                "--cache-dir", str(work / "spurious-cache"), "--eval-split", "validation_iid",
+                "--output-dir", str(work / "spurious")]
+    spec = {
+        "key": setting.key, "label": setting.label, "seed": seed, "plan": plan.name, "flags": list(setting.flags),
+        "architecture": setting.architecture, "model": _architecture(setting.architecture, plan),
+        "epochs": plan.epochs, "max_steps": plan.max_steps, "batch_size": plan.batch_size,
+        "data_size": plan.data_size, "commands": [train, evaluate, spurious],
+    }
+    # Paths are left out of the fingerprint so a moved results folder still resumes.
+    stable = {k: v for k, v in spec.items() if k != "commands"}
+    spec["fingerprint"] = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
+    spec["work_dir"], spec["result_file"] = str(work), str(results_dir / "runs" / f"{run_name(setting.key, seed)}.json")
+    return spec
+
+
+def _architecture(name: str, plan: Plan) -> dict:
+    return {**plan.model, **(QD_DETR_WEIGHTS if name == "qd_detr" else {})}
+
+
+def command_line(argv: list[str]) -> str:
+    return "td-detr " + " ".join(argv)
+
+
+def execute_run(spec: dict, threads: int) -> dict:
+    """Train, evaluate on the shifted split and run the spurious evaluation in this process; returns the result."""
+    import torch
+
+    from td_detr.cli import main
+
+    torch.set_num_threads(threads)
+    work = Path(spec["work_dir"])
+    if work.exists():  # a killed run left a partial folder: start it over cleanly
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    timings, start = {}, time.perf_counter()
+    for name, argv in zip(("train", "evaluate", "spurious_eval"), spec["commands"]):
+        began = time.perf_counter()
+        code = main(argv)
+        if code != 0:
+            raise RuntimeError(f"{command_line(argv)} exited with {code}")
+        timings[name] = round(time.perf_counter() - began, 2)
+    model_dir = work / "model"
+    spurious = json.loads((work / "spurious" / "spurious_metrics.json").read_text())
+    shifted = json.loads((work / "shifted" / "metrics.json").read_text())["brief"]
+    trainer_state = _trainer_state(model_dir / "checkpoints")
+    result = {
+        **{k: spec[k] for k in ("key", "label", "seed", "plan", "flags", "architecture", "model", "epochs",
+                                "max_steps", "batch_size", "data_size", "fingerprint")},
+        "commands": [command_line(argv) for argv in spec["commands"]],
+        "metrics": {
+            "iid": _pick(spurious["standard"], MAIN_KEYS),
+            "shifted": _pick(shifted, MAIN_KEYS),
+            "spurious": _pick(spurious["masked"], SPURIOUS_KEYS),
+            "dynamic_context": _pick(spurious["dynamic_context"], MAIN_KEYS),
+        },
+        "train_steps": trainer_state.get("global_step"),
+        "best_checkpoint": Path(trainer_state.get("best_model_checkpoint") or "").name or None,
+        "seconds": {**timings, "total": round(time.perf_counter() - start, 2)},
+        "threads": threads,
+    }
+    # Keep the prediction files (for plots), drop weights, checkpoints and derived feature splits.
+    keep = Path(spec["result_file"]).parent.parent / "predictions"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "shifted" / "predictions.jsonl", keep / f"{run_name(spec['key'], spec['seed'])}__validation.jsonl")
+    shutil.copyfile(model_dir / "predictions.jsonl", keep / f"{run_name(spec['key'], spec['seed'])}__validation_iid.jsonl")
+    write_json_atomic(Path(spec["result_file"]), result)
+    shutil.rmtree(work)
+    return result
+
+
+def _pick(brief: dict, keys) -> dict:
+    return {key: float(brief[key]) for key in keys}
+
+
+def _trainer_state(checkpoints: Path) -> dict:
+    states = sorted(checkpoints.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]))
+    return json.loads(states[-1].read_text()) if states else {}
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def load_finished(spec: dict) -> dict | None:
+    """The stored result of a run when it finished with the same settings, else None."""
+    path = Path(spec["result_file"])
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if result.get("fingerprint") == spec["fingerprint"] else None
+
+
+def run_in_subprocess(spec: dict, threads: int) -> dict:
+    """One run in a fresh interpreter (nothing leaks between runs); its output goes to work/<run>.log."""
+    spec_file = Path(spec["work_dir"]).with_suffix(".spec.json")
+    write_json_atomic(spec_file, spec)
+    log = Path(spec["work_dir"]).with_suffix(".log")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "TOKENIZERS_PARALLELISM": "false"}
+    with open(log, "w") as handle:
+        code = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_file),
+                               "--threads", str(threads)], stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
+    if code != 0:
+        raise RuntimeError(f"run {Path(spec['work_dir']).name} failed (exit {code}); see {log}")
+    spec_file.unlink()
+    return json.loads(Path(spec["result_file"]).read_text())
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Aggregation and tables
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def mean_std(values: list[float]) -> dict:
+    """Mean and sample standard deviation (ddof 1; 0 for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": round(mean, 3), "std": round(std, 3), "values": values}
+
+
+def summarize(results: list[dict], meta: dict) -> dict:
+    """summary.json: per setting, mean ± std over seeds of every reported metric; the groups as row lists."""
+    by_key: dict[str, list[dict]] = {}
+    for result in results:
+        by_key.setdefault(result["key"], []).append(result)
+    settings = {}
+    for key, runs in by_key.items():
+        runs.sort(key=lambda r: r["seed"])
+        settings[key] = {
+            "label": SETTINGS[key].label,
+            "flags": runs[0]["flags"],
+            "architecture": runs[0]["architecture"],
+            "seeds": [r["seed"] for r in runs],
+            "train_steps": runs[0]["train_steps"],
+            "seconds_per_run": round(sum(r["seconds"]["total"] for r in runs) / len(runs), 1),
+            "metrics": {split: {metric: mean_std([r["metrics"][split][metric] for r in runs])
+                                for metric in SPLIT_KEYS[split]} for split in SPLITS},
+        }
+    groups = {name: [{"label": label, "key": key, "x": x} for label, key, x in rows if key in settings]
+              for name, rows in GROUPS.items()}
+    return {"meta": meta, "settings": settings, "groups": groups}
+
+
+def _cell(stat: dict) -> str:
+    if len(stat["values"]) == 1:  # one seed: no spread to report
+        return f"{stat['mean']:.2f}"
+    return f"{stat['mean']:.2f} ± {stat['std']:.2f}"
+
+
+def markdown_tables(summary: dict) -> str:
+    """One markdown table per group: iid, shifted and Spurious (lower is better) R1@0.5 / R1@0.7 / mAP."""
+    titles = {"components": "Components (Table 3-style)", "alpha": "Synthesizer α (Table S1)",
+              "beta": "Dynamics β (Table S2)", "transfer": "Strategies on the QD-DETR baseline ('w/ TD-DETR')"}
+    header = ("| setting | iid R1@0.5 | iid R1@0.7 | iid mAP | shifted R1@0.5 | shifted R1@0.7 | shifted mAP "
+              "| Spurious R1@0.5 ↓ | Spurious R1@0.7 ↓ | Spurious mAP ↓ | dyn-ctx mAP |")
+    out = []
+    for group, rows in summary["groups"].items():
+        if not rows:
+            continue
+        out += [f"**{titles[group]}**", "", header, "|" + "---|" * 11]
+        for row in rows:
+            metrics = summary["settings"][row["key"]]["metrics"]
+            cells = [_cell(metrics[split][k]) for split in ("iid", "shifted", "spurious") for k in SPLIT_KEYS[split]]
+            cells.append(_cell(metrics["dynamic_context"]["MR-full-mAP"]))
+            out.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def text_table(summary: dict) -> str:
+    """The console summary: mAP on each split (mean ± std) and iid / shifted R1@0.7, one line per row."""
+    lines = [f"{'setting':44s}{'iid R1@.7':>14s}{'iid mAP':>14s}{'shift R1@.7':>14s}{'shift mAP':>14s}"
+             f"{'Spur. mAP↓':>14s}"]
+    for group, rows in summary["groups"].items():
+        lines.append(f"-- {group}")
+        for row in rows:
+            m = summary["settings"][row["key"]]["metrics"]
+            stats = (m["iid"]["MR-full-R1@0.7"], m["iid"]["MR-full-mAP"], m["shifted"]["MR-full-R1@0.7"],
+                     m["shifted"]["MR-full-mAP"], m["spurious"]["Spurious-mAP"])
+            lines.append(f"{row['label'][:43]:44s}" + "".join(f"{_cell(s):>14s}" for s in stats))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Driver
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def prepare(results_dir: Path, plan: Plan) -> None:
+    """The spurious data set and the two architecture configs (feature sizes are filled in from the data)."""
+    from td_detr import TDDetrConfig
+    from td_detr.data.synthetic import ensure_synthetic_dataset
+
+    ensure_synthetic_dataset(results_dir / "data", seed=0, size=plan.data_size, preset="spurious")
+    for name in ("td_detr", "qd_detr"):
+        path = results_dir / "configs" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        TDDetrConfig(**_architecture(name, plan)).to_json_file(str(path))
+
+
+def selected_keys(only: str | None) -> list[str]:
+    keys = list(SETTINGS)
+    if only:
+        keys = [k.strip() for k in only.split(",") if k.strip()]
+        unknown = [k for k in keys if k not in SETTINGS]
+        if unknown:
+            raise SystemExit(f"ablate.py: unknown setting(s) {', '.join(unknown)}; choose from {', '.join(SETTINGS)}")
+    return keys
+
+
+def wait_while_running(pattern: str | None, log=print, poll: float = 15.0) -> None:
+    """Block while a process whose command line matches `pattern` (pgrep -f) runs: a CPU-timing-sensitive job
+    sharing the machine gets it to itself, and our per-run timings stay clean."""
+    if not pattern:
+        return
+    announced = False
+    while _matching_processes(pattern):
+        if not announced:
+            log(f"waiting while '{pattern}' runs ...")
+            announced = True
+        time.sleep(poll)
+
+
+def _matching_processes(pattern: str) -> set[int]:
+    """PIDs matching `pattern` other than this process and its ancestors (whose command lines name the pattern)."""
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    ancestors, pid = set(), os.getpid()
+    while pid > 1 and pid not in ancestors:
+        ancestors.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return {int(p) for p in found} - ancestors
+
+
+def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, log=print,
+                 pause_while: str | None = None) -> dict:
+    """Run (or resume) every (setting, seed) of the plan; write results.json, summary.json, summary.md."""
+    start = time.perf_counter()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    prepare(results_dir, plan)
+    specs = [run_spec(SETTINGS[k], seed, plan, results_dir) for k in keys for seed in plan.seeds]
+    results, ran = [], 0
+    for index, spec in enumerate(specs, 1):
+        name = run_name(spec["key"], spec["seed"])
+        finished = load_finished(spec)
+        if finished is not None:
+            log(f"[{index}/{len(specs)}] {name}: done before, skipped")
+            results.append(finished)
+            continue
+        wait_while_running(pause_while, log)
+        began = time.perf_counter()
+        result = execute_run(spec, threads) if plan.in_process else run_in_subprocess(spec, threads)
+        ran += 1
+        m = result["metrics"]
+        log(f"[{index}/{len(specs)}] {name}: {time.perf_counter() - began:.0f}s  iid mAP {m['iid']['MR-full-mAP']:.2f}"
+            f"  shifted mAP {m['shifted']['MR-full-mAP']:.2f}  Spurious mAP {m['spurious']['Spurious-mAP']:.2f}")
+        results.append(result)
+    meta = {
+        "plan": dataclasses.asdict(plan),
+        "data": {"preset": "spurious", "seed": 0, "train_size": plan.data_size, "eval_size": max(1, plan.data_size // 4)},
+        "selection": "best epoch by MR-full-mAP on validation_iid",
+        "runs": len(results),
+        "runs_executed_now": ran,
+        "wall_seconds_this_invocation": round(time.perf_counter() - start, 1),
+        "sum_of_run_seconds": round(sum(r["seconds"]["total"] for r in results), 1),
+        "threads": threads,
+        "commands_example": results[0]["commands"] if results else [],
+    }
+    summary = summarize(results, meta)
+    write_json_atomic(results_dir / "results.json", results)
+    write_json_atomic(results_dir / "summary.json", summary)
+    (results_dir / "summary.md").write_text(markdown_tables(summary))
+    return summary
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="1 seed, 4 epochs (~15 min on 2 cores)")
+    size.add_argument("--dry-run", action="store_true", help="seconds: tiny data and model, 2 steps, in-process")
+    parser.add_argument("--results-dir", type=Path, help="default: runs/ablation[-quick|-dry-run]")
+    parser.add_argument("--only", help="comma-separated setting keys (default: all): " + ", ".join(SETTINGS))
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the plan's)")
+    parser.add_argument("--epochs", type=float, help="training epochs per run (default: the plan's)")
+    parser.add_argument("--threads", type=int, default=2, help="torch / OpenMP threads per run (default 2)")
+    parser.add_argument("--pause-while", metavar="PATTERN",
+                        help="before each run, wait while a process matching PATTERN (pgrep -f) runs")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: run one spec file
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        execute_run(json.loads(args.worker.read_text()), args.threads)
+        return 0
+    plan = PLANS["dry_run" if args.dry_run else "quick" if args.quick else "full"]
+    if args.seeds:
+        plan = dataclasses.replace(plan, seeds=tuple(int(s) for s in args.seeds.split(",")))
+    if args.epochs:
+        plan = dataclasses.replace(plan, epochs=args.epochs, max_steps=None)
+    results_dir = args.results_dir or REPO / "runs" / {"full": "ablation", "quick": "ablation-quick",
+                                                       "dry_run": "ablation-dry-run"}[plan.name]
+    summary = run_ablation(results_dir.absolute(), plan, selected_keys(args.only), args.threads,
+                           pause_while=args.pause_while)
+    print()
+    print(text_table(summary))
+    print(f"\nwrote {results_dir / 'results.json'}, {results_dir / 'summary.json'} and {results_dir / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

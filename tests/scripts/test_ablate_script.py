@@ -1,0 +1,91 @@
+"""scripts/ablate.py: the dry run writes one result per (setting, seed) with every metric, summarises them, and a
+rerun skips finished runs while an interrupted run restarts from a clean folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ablate.py"
+
+
+@pytest.fixture(scope="module")
+def ablate():
+    spec = importlib.util.spec_from_file_location("ablate_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_settings_cover_the_paper_tables(ablate):
+    groups = ablate.GROUPS
+    assert [x for _, _, x in groups["alpha"]] == [0.3, 0.5, 0.7, 0.9]
+    assert [x for _, _, x in groups["beta"]] == [0.1, 0.3, 0.5, 0.7, 0.9]
+    assert [key for _, key, _ in groups["components"]] == [
+        "baseline", "synthesis_random", "synthesis_similarity", "dynamics_only", "full"]
+    # α = β = 0.7 are the defaults: the full run is reused rather than trained twice.
+    assert dict((x, k) for _, k, x in groups["alpha"])[0.7] == "full" == dict((x, k) for _, k, x in groups["beta"])[0.7]
+    flags = {key: setting.flags for key, setting in ablate.SETTINGS.items()}
+    assert flags["baseline"] == ("--no-synthesis", "--no-dynamics") and flags["full"] == ()
+    assert flags["alpha_0.3"] == ("--alpha", "0.3") and flags["beta_0.9"] == ("--beta", "0.9")
+    assert ablate.SETTINGS["qd_detr_synthesis"].architecture == "qd_detr"
+    assert all(key in ablate.SETTINGS for rows in groups.values() for _, key, _ in rows)
+
+
+def test_mean_std_is_the_sample_statistic(ablate):
+    assert ablate.mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "values": [1.0, 2.0, 3.0]}
+    assert ablate.mean_std([5.0])["std"] == 0.0
+
+
+def test_dry_run_results_and_resume(ablate, tmp_path, capsys):
+    results = tmp_path / "abl"
+    assert ablate.main(["--dry-run", "--results-dir", str(results), "--only", "baseline", "--threads", "1"]) == 0
+    first = results / "runs" / "baseline__seed0.json"
+    stored = json.loads(first.read_text())
+    assert stored["key"] == "baseline" and stored["seed"] == 0 and stored["train_steps"] == 2
+    assert set(stored["metrics"]) == {"iid", "shifted", "spurious", "dynamic_context"}
+    assert set(stored["metrics"]["spurious"]) == {"Spurious-R1@0.5", "Spurious-R1@0.7", "Spurious-mAP"}
+    for split in ("iid", "shifted", "dynamic_context"):
+        assert set(stored["metrics"][split]) == {"MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP"}
+    assert all(0.0 <= v <= 100.0 for split in stored["metrics"].values() for v in split.values())
+    assert stored["commands"][0].startswith("td-detr train ") and "--no-synthesis --no-dynamics" in stored["commands"][0]
+    assert "--eval-split validation_iid" in stored["commands"][0] and "--eval-split validation " in stored["commands"][1]
+    assert (results / "predictions" / "baseline__seed0__validation.jsonl").is_file()
+    assert not (results / "work" / "baseline__seed0").exists()  # weights and derived splits are cleaned up
+
+    # A run killed half-way leaves its work folder behind; the rerun skips the finished run and redoes that one.
+    stale = results / "work" / "full__seed0"
+    stale.mkdir(parents=True)
+    (stale / "half-written.txt").write_text("x")
+    mtime = first.stat().st_mtime_ns
+    capsys.readouterr()
+    assert ablate.main(["--dry-run", "--results-dir", str(results), "--only", "baseline,full", "--threads", "1"]) == 0
+    log = capsys.readouterr().out
+    assert "baseline__seed0: done before, skipped" in log and "full__seed0: done before" not in log
+    assert first.stat().st_mtime_ns == mtime and not stale.exists()
+
+    all_runs = json.loads((results / "results.json").read_text())
+    assert sorted(r["key"] for r in all_runs) == ["baseline", "full"]
+    summary = json.loads((results / "summary.json").read_text())
+    full = summary["settings"]["full"]
+    assert full["seeds"] == [0] and full["metrics"]["shifted"]["MR-full-mAP"]["std"] == 0.0
+    run = next(r for r in all_runs if r["key"] == "full")
+    assert full["metrics"]["iid"]["MR-full-mAP"]["mean"] == pytest.approx(run["metrics"]["iid"]["MR-full-mAP"], abs=1e-3)
+    # Groups list only settings that ran; α / β = 0.7 point at the full run.
+    assert [row["key"] for row in summary["groups"]["components"]] == ["baseline", "full"]
+    assert [row["x"] for row in summary["groups"]["alpha"]] == [0.7]
+    assert "| full TD-DETR |" in (results / "summary.md").read_text()
+
+
+def test_changed_settings_are_not_reused(ablate, tmp_path):
+    plan = ablate.PLANS["dry_run"]
+    spec = ablate.run_spec(ablate.SETTINGS["full"], 0, plan, tmp_path)
+    ablate.write_json_atomic(Path(spec["result_file"]), {"fingerprint": spec["fingerprint"]})
+    assert ablate.load_finished(spec) is not None
+    other = ablate.run_spec(ablate.SETTINGS["full"], 0, ablate.PLANS["quick"], tmp_path)
+    assert other["result_file"] == spec["result_file"] and ablate.load_finished(other) is None

@@ -1,0 +1,141 @@
+"""`scripts/benchmark.py --dry-run --json`: every figure present and positive, ratios equal to the raw numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
+CONFIG_KEYS = ("td_detr", "td_detr_no_synthesis", "qd_detr_2l", "qd_detr_4l")
+CONFIG_FIGURES = (
+    "parameters", "samples_seen_per_step", "train_step_s", "train_step_min_s", "collate_s", "collate_share",
+    "train_samples_per_s", "original_samples_per_s", "infer_b1_ms", "infer_b32_s", "infer_b32_samples_per_s",
+    "peak_rss_setup_mb", "peak_rss_inference_mb", "peak_rss_training_mb",
+)
+# The official-code figures the brief fixes; the script must carry them unchanged.
+TARGETS = {
+    "qd_detr_2l_train_step_s": 1.41, "qd_detr_4l_train_step_s": 2.56, "qd_detr_2l_infer_b1_ms": 22.0,
+    "qd_detr_4l_infer_b1_ms": 47.0, "qd_detr_2l_parameters": 7.59e6, "official_evaluator_val_s": 10.4,
+}
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("benchmark") / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--dry-run", "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text()), done.stdout
+
+
+def resolve(results: dict, path: str) -> float:
+    section, *rest = path.split(".")
+    if section == "configs":
+        return results["configs"][rest[0]]["figures"][rest[1]]
+    if section == "scoring":
+        return results["scoring"]["figures"][rest[0]]
+    assert section == "targets", path
+    return results["targets"][rest[0]]
+
+
+def test_every_figure_is_present_and_positive(dry_run):
+    results, _ = dry_run
+    assert set(results["configs"]) == set(CONFIG_KEYS)
+    for key in CONFIG_KEYS:
+        figures = results["configs"][key]["figures"]
+        assert set(CONFIG_FIGURES) <= set(figures), (key, set(CONFIG_FIGURES) - set(figures))
+        for name in CONFIG_FIGURES:
+            assert math.isfinite(figures[name]) and figures[name] > 0, (key, name, figures[name])
+    scoring = results["scoring"]["figures"]
+    assert scoring["queries"] == 40 and results["scoring"]["source"] == "generated"
+    assert scoring["vectorised_s"] > 0 and scoring["naive_s"] > 0
+    assert results["targets"] == TARGETS
+    for field in ("nproc", "cpu", "ram_gib", "torch", "transformers", "threads"):
+        assert results["machine"][field], field
+    assert len(results["load_average_before"]) == 3 and len(results["load_average_after"]) == 3
+
+
+def test_figures_agree_with_the_raw_timings_and_each_other(dry_run):
+    results, _ = dry_run
+    settings = results["settings"]
+    batch, repeats = settings["batch"], settings["repeats"]
+    for key in CONFIG_KEYS:
+        figures, raw = results["configs"][key]["figures"], results["configs"][key]["raw"]
+        # medians of exactly the measured repeats (warm-up excluded)
+        assert len(raw["train_step_s"]) == len(raw["collate_s"]) == repeats["train"]
+        assert len(raw["infer_b1_s"]) == repeats["infer_b1"] and len(raw["infer_b32_s"]) == repeats["infer_b32"]
+        assert figures["train_step_s"] == pytest.approx(statistics.median(raw["train_step_s"]))
+        assert figures["train_step_min_s"] == pytest.approx(min(raw["train_step_s"]))
+        assert figures["collate_s"] == pytest.approx(statistics.median(raw["collate_s"]))
+        assert figures["infer_b1_ms"] == pytest.approx(1000 * statistics.median(raw["infer_b1_s"]))
+        # derived figures
+        step = figures["train_step_s"]
+        assert figures["collate_share"] == pytest.approx(figures["collate_s"] / step) and figures["collate_share"] < 1
+        assert all(c < s for c, s in zip(raw["collate_s"], raw["train_step_s"]))  # collate is part of the step
+        assert figures["train_samples_per_s"] == pytest.approx(figures["samples_seen_per_step"] / step)
+        assert figures["original_samples_per_s"] == pytest.approx(batch / step)
+        assert figures["infer_b32_samples_per_s"] == pytest.approx(batch / figures["infer_b32_s"])
+        assert figures["peak_rss_setup_mb"] <= figures["peak_rss_inference_mb"] <= figures["peak_rss_training_mb"]
+    configs = {key: results["configs"][key]["figures"] for key in CONFIG_KEYS}
+    # Only the synthesizer grows the batch; synthesis does not change the model.
+    assert batch < configs["td_detr"]["samples_seen_per_step"] <= 2 * batch
+    assert all(configs[key]["samples_seen_per_step"] == batch for key in CONFIG_KEYS[1:])
+    assert configs["td_detr"]["parameters"] == configs["td_detr_no_synthesis"]["parameters"]
+    assert configs["qd_detr_2l"]["parameters"] < configs["qd_detr_4l"]["parameters"] < configs["td_detr"]["parameters"]
+
+
+def test_ratios_equal_their_numerator_over_denominator(dry_run):
+    results, _ = dry_run
+    ratios = {ratio["name"]: ratio for ratio in results["ratios"]}
+    assert len(ratios) == len(results["ratios"])  # names are unique
+    for ratio in ratios.values():
+        expected = resolve(results, ratio["numerator"]) / resolve(results, ratio["denominator"])
+        assert ratio["value"] == pytest.approx(expected) and ratio["value"] > 0, ratio["name"]
+    pairs = {(r["numerator"], r["denominator"]) for r in ratios.values()}
+    # the comparisons the benchmark exists for
+    for needed in [
+        ("configs.td_detr.train_step_s", "configs.qd_detr_2l.train_step_s"),
+        ("configs.td_detr.train_step_s", "configs.qd_detr_4l.train_step_s"),
+        ("configs.td_detr.train_step_s", "configs.td_detr_no_synthesis.train_step_s"),
+        ("configs.td_detr.collate_s", "configs.td_detr.train_step_s"),
+        ("configs.td_detr.infer_b1_ms", "configs.qd_detr_2l.infer_b1_ms"),
+        ("configs.td_detr.infer_b32_samples_per_s", "configs.qd_detr_4l.infer_b32_samples_per_s"),
+        ("scoring.naive_s", "scoring.vectorised_s"),
+        ("configs.qd_detr_2l.train_step_s", "targets.qd_detr_2l_train_step_s"),
+        ("configs.qd_detr_4l.infer_b1_ms", "targets.qd_detr_4l_infer_b1_ms"),
+        ("scoring.vectorised_s", "targets.official_evaluator_val_s"),
+    ]:
+        assert needed in pairs, needed
+
+
+def test_report_prints_the_figures_and_the_official_targets(dry_run):
+    results, stdout = dry_run
+    for key in CONFIG_KEYS:
+        assert results["configs"][key]["label"] in stdout
+    assert "1.41 s" in stdout and "2.56 s" in stdout and "10.4 s" in stdout and "7.59 M" in stdout
+    for ratio in results["ratios"]:
+        assert ratio["name"] in stdout
+
+
+def test_worker_mode_prints_one_config_as_its_last_json_line(capsys):
+    """The fresh-process path (full runs): a worker measures one config and prints it as the last stdout line."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    code = module.main(["--worker", "qd_detr_2l", "--worker-size", "tiny", "--worker-mode", "dry", "--threads", "1"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["label"] == "QD-DETR baseline 2/2/2" and result["conditions"]["threads"] == 1
+    figures = result["figures"]
+    assert all(figures[name] > 0 for name in CONFIG_FIGURES)
+    assert figures["samples_seen_per_step"] == module.SIZES["tiny"]["batch"]  # the baseline never synthesizes
