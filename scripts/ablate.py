@@ -24,7 +24,7 @@ Each run is one subprocess (``OMP_NUM_THREADS`` / torch threads = ``--threads``)
 interrupted one from scratch (its work folder is wiped). ``results.json`` (every run) and ``summary.json`` (mean ±
 std per setting, sample std over seeds) and ``summary.md`` (the tables) are rewritten at the end.
 
-    python scripts/ablate.py                  # full: 3 seeds x 15 settings x 10 epochs (200 steps), ~80-90 min
+    python scripts/ablate.py                  # full: 3 seeds x 15 settings x 12 epochs (240 steps), ~80 min
     python scripts/ablate.py --quick          # 1 seed x 15 settings x 4 epochs (80 steps), ~15 min
     python scripts/ablate.py --dry-run --results-dir /tmp/abl   # seconds: tiny data / model, 2 steps, in-process
 """
@@ -97,14 +97,14 @@ class Plan:
     in_process: bool = False
 
 
+# = td_detr.training.synthetic_model_config() (a test checks they agree), spelled out so results record it.
 SYNTHETIC_MODEL = dict(hidden_size=64, num_attention_heads=4, ffn_dim=128, t2v_layers=2, encoder_layers=2,
-                       decoder_layers=2, input_dropout=0.1)  # = td_detr.training.synthetic_model_config()
+                       decoder_layers=2, dropout=0.0, input_dropout=0.1)
 TINY_MODEL = dict(hidden_size=16, num_attention_heads=2, ffn_dim=32, t2v_layers=1, encoder_layers=1,
                   decoder_layers=1, num_queries=4, input_dropout=0.1)
-# Train sizes are multiples of the batch size: td_detr.training's per-epoch evaluation (gather_for_metrics after the
-# loop) truncates the predictions to the *training* loader's remainder otherwise (reported to the lead).
+# 640 training queries = 20 full batches of 32 per epoch.
 PLANS = {
-    "full": Plan("full", (0, 1, 2), epochs=10, max_steps=None, batch_size=32, data_size=640, model=SYNTHETIC_MODEL),
+    "full": Plan("full", (0, 1, 2), epochs=12, max_steps=None, batch_size=32, data_size=640, model=SYNTHETIC_MODEL),
     "quick": Plan("quick", (0,), epochs=4, max_steps=None, batch_size=32, data_size=640, model=SYNTHETIC_MODEL),
     "dry_run": Plan("dry_run", (0,), epochs=None, max_steps=2, batch_size=8, data_size=16, model=TINY_MODEL,
                     in_process=True),
@@ -348,17 +348,18 @@ def selected_keys(only: str | None) -> list[str]:
     return keys
 
 
-def wait_while_running(pattern: str | None, log=print, poll: float = 15.0) -> None:
+def wait_while_running(pattern: str | None, log=print, poll: float = 15.0) -> float:
     """Block while a process whose command line matches `pattern` (pgrep -f) runs: a CPU-timing-sensitive job
-    sharing the machine gets it to itself, and our per-run timings stay clean."""
+    sharing the machine gets it to itself, and our per-run timings stay clean. Returns the seconds waited."""
     if not pattern:
-        return
-    announced = False
+        return 0.0
+    announced, start = False, time.perf_counter()
     while _matching_processes(pattern):
         if not announced:
             log(f"waiting while '{pattern}' runs ...")
             announced = True
         time.sleep(poll)
+    return time.perf_counter() - start
 
 
 def _matching_processes(pattern: str) -> set[int]:
@@ -381,7 +382,7 @@ def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, l
     results_dir.mkdir(parents=True, exist_ok=True)
     prepare(results_dir, plan)
     specs = [run_spec(SETTINGS[k], seed, plan, results_dir) for k in keys for seed in plan.seeds]
-    results, ran = [], 0
+    results, ran, waited = [], 0, 0.0
     for index, spec in enumerate(specs, 1):
         name = run_name(spec["key"], spec["seed"])
         finished = load_finished(spec)
@@ -389,7 +390,7 @@ def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, l
             log(f"[{index}/{len(specs)}] {name}: done before, skipped")
             results.append(finished)
             continue
-        wait_while_running(pause_while, log)
+        waited += wait_while_running(pause_while, log)
         began = time.perf_counter()
         result = execute_run(spec, threads) if plan.in_process else run_in_subprocess(spec, threads)
         ran += 1
@@ -404,6 +405,7 @@ def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, l
         "runs": len(results),
         "runs_executed_now": ran,
         "wall_seconds_this_invocation": round(time.perf_counter() - start, 1),
+        "seconds_paused_for_other_jobs": round(waited, 1),
         "sum_of_run_seconds": round(sum(r["seconds"]["total"] for r in results), 1),
         "threads": threads,
         "commands_example": results[0]["commands"] if results else [],

@@ -37,6 +37,15 @@ def test_settings_cover_the_paper_tables(ablate):
     assert all(key in ablate.SETTINGS for rows in groups.values() for _, key, _ in rows)
 
 
+def test_models_are_the_package_presets(ablate):
+    from td_detr import TDDetrConfig
+    from td_detr.training import synthetic_model_config
+
+    assert TDDetrConfig(**ablate.SYNTHETIC_MODEL).to_dict() == synthetic_model_config().to_dict()
+    qd_detr = TDDetrConfig.qd_detr_baseline().to_dict()
+    assert all(qd_detr[key] == value for key, value in ablate.QD_DETR_WEIGHTS.items())
+
+
 def test_mean_std_is_the_sample_statistic(ablate):
     assert ablate.mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "values": [1.0, 2.0, 3.0]}
     assert ablate.mean_std([5.0])["std"] == 0.0
