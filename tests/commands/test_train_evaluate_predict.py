@@ -148,3 +148,17 @@ def test_spurious_eval_writes_both_splits_and_reports(trained, workspace, tmp_pa
     masked_vids = {json.loads(line)["vid"] for line in Path(report["splits"]["masked"]).read_text().splitlines()}
     assert len(masked_vids) == 6  # one masked video per query
     assert "lower=better" in capsys.readouterr().out
+
+
+def test_train_resume_flag_continues_from_the_latest_checkpoint(workspace, tmp_path):
+    root, data, config = workspace
+    output = tmp_path / "resumable"
+    common = ["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config), "--batch-size", "8",
+              "--save-steps", "2", "--output-dir", str(output), "--cache-dir", str(root / "cache")]
+    assert main(common + ["--max-steps", "2"]) == 0  # the "killed" run: its last checkpoint is checkpoint-2
+    assert (output / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists()
+    assert main(common + ["--max-steps", "4", "--resume"]) == 0
+    state = read_json(output / "checkpoints" / "checkpoint-4" / "trainer_state.json")
+    assert state["global_step"] == 4
+    assert main(["train", "--resume", "--dataset", "synthetic", "--data-dir", str(data),
+                 "--output-dir", str(tmp_path / "empty"), "--cache-dir", str(root / "cache")]) == 2
