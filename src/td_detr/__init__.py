@@ -7,8 +7,9 @@ which defers importing torch / transformers until a name is used, so `td-detr --
 
 from __future__ import annotations
 
-import importlib
 import os
+
+from .lazy_exports import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -25,12 +26,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'td_detr' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 
 def __dir__():

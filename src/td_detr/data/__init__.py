@@ -7,7 +7,7 @@ Names are imported on first use, so ``import td_detr.data.layout`` does not pull
 
 from __future__ import annotations
 
-import importlib
+from ..lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "DatasetSettings": "builder",
@@ -34,9 +34,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'td_detr.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
