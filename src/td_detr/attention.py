@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import attention_with_dropout
+
 
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     batch, length, width = x.shape
@@ -28,6 +30,8 @@ def _attend(query, key, value, key_padding_mask, dropout: float, blocked=None) -
     allowed = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
     if blocked is not None:
         allowed = ~blocked if allowed is None else allowed & ~blocked
+    if dropout > 0.0 and query.device.type == "cpu":  # SDPA would take its math path with a slow bernoulli_ mask
+        return attention_with_dropout(query, key, value, allowed, dropout)
     return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, dropout_p=dropout)
 
 

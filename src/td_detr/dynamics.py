@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .attention import MultiheadAttention
+from .dropout import FastDropout
 
 
 class TDDetrDynamicTokenizer(nn.Module):
@@ -35,7 +36,7 @@ class DynamicsProjection(nn.Module):
         super().__init__()
         self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(2))
         self.linears = nn.ModuleList(nn.Linear(hidden_size, hidden_size) for _ in range(2))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for norm, linear in zip(self.norms, self.linears):

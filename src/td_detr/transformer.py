@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .attention import ConditionalAttention, MultiheadAttention
+from .dropout import FastDropout
 from .dynamics import TDDetrDynamicTokenizer, TDDetrTextDynamicsInteraction
 from .position_encoding import anchor_sine_embedding
 from .span_utils import inverse_sigmoid
@@ -44,7 +45,7 @@ class InputProjectionBlock(nn.Module):
     def __init__(self, input_size: int, output_size: int, dropout: float, relu: bool):
         super().__init__()
         self.norm = nn.LayerNorm(input_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         self.linear = nn.Linear(input_size, output_size)
         self.relu = relu
 
@@ -70,7 +71,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.linear1 = nn.Linear(hidden_size, ffn_dim)
         self.activation = make_activation(activation)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         self.linear2 = nn.Linear(ffn_dim, hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,10 +88,10 @@ class TDDetrT2VLayer(nn.Module):
         super().__init__()
         hidden, dropout = config.hidden_size, config.dropout
         self.cross_attention = MultiheadAttention(hidden, config.num_attention_heads, dropout)
-        self.attention_dropout = nn.Dropout(dropout)
+        self.attention_dropout = FastDropout(dropout)
         self.norm1 = nn.LayerNorm(hidden)
         self.feed_forward = FeedForward(hidden, config.ffn_dim, dropout, config.activation_function)
-        self.ffn_dropout = nn.Dropout(dropout)
+        self.ffn_dropout = FastDropout(dropout)
         self.norm2 = nn.LayerNorm(hidden)
         self.dynamics_with_position = config.dynamics_with_position
         self.dynamics = (
@@ -123,10 +124,10 @@ class TDDetrEncoderLayer(nn.Module):
         super().__init__()
         hidden, dropout = config.hidden_size, config.dropout
         self.self_attention = MultiheadAttention(hidden, config.num_attention_heads, dropout)
-        self.attention_dropout = nn.Dropout(dropout)
+        self.attention_dropout = FastDropout(dropout)
         self.norm1 = nn.LayerNorm(hidden)
         self.feed_forward = FeedForward(hidden, config.ffn_dim, dropout, config.activation_function)
-        self.ffn_dropout = nn.Dropout(dropout)
+        self.ffn_dropout = FastDropout(dropout)
         self.norm2 = nn.LayerNorm(hidden)
 
     def forward(self, x, pos, padding_mask):
@@ -158,7 +159,7 @@ class TDDetrDecoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(hidden)
         self.feed_forward = FeedForward(hidden, config.ffn_dim, dropout, config.activation_function)
         self.norm3 = nn.LayerNorm(hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
 
     def _per_head_concat(self, content: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         batch, length, hidden = content.shape
