@@ -32,6 +32,7 @@ std per setting, sample std over seeds) and ``summary.md`` (the tables) are rewr
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -40,6 +41,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -214,7 +216,7 @@ def _trainer_state(checkpoints: Path) -> dict:
 
 def write_json_atomic(path: Path, payload) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")  # unique per --jobs thread
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
     os.replace(tmp, path)
 
@@ -229,11 +231,17 @@ def load_finished(spec: dict) -> dict | None:
     return result if result.get("fingerprint") == spec["fingerprint"] else None
 
 
+def side_files(spec: dict) -> tuple[Path, Path]:
+    """(spec file, log file) of a subprocess run, beside its work folder."""
+    work = Path(spec["work_dir"])
+    # Not with_suffix: "alpha_0.5__seed0" would lose ".5__seed0" and collide with the other α runs.
+    return work.with_name(work.name + ".spec.json"), work.with_name(work.name + ".log")
+
+
 def run_in_subprocess(spec: dict, threads: int) -> dict:
     """One run in a fresh interpreter (nothing leaks between runs); its output goes to work/<run>.log."""
-    spec_file = Path(spec["work_dir"]).with_suffix(".spec.json")
+    spec_file, log = side_files(spec)
     write_json_atomic(spec_file, spec)
-    log = Path(spec["work_dir"]).with_suffix(".log")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false"}
     with open(log, "w") as handle:
@@ -376,28 +384,53 @@ def _matching_processes(pattern: str) -> set[int]:
 
 
 def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, log=print,
-                 pause_while: str | None = None) -> dict:
-    """Run (or resume) every (setting, seed) of the plan; write results.json, summary.json, summary.md."""
+                 pause_while: str | None = None, jobs: int = 1) -> dict:
+    """Run (or resume) every (setting, seed) of the plan, `jobs` runs at a time (each its own subprocess with
+    `threads` threads); write results.json, summary.json, summary.md. Results do not depend on `jobs`."""
     start = time.perf_counter()
     results_dir.mkdir(parents=True, exist_ok=True)
     prepare(results_dir, plan)
-    specs = [run_spec(SETTINGS[k], seed, plan, results_dir) for k in keys for seed in plan.seeds]
-    results, ran, waited = [], 0, 0.0
+    # Seed-major: a run cut short leaves whole seeds done rather than whole settings missing.
+    specs = [run_spec(SETTINGS[k], seed, plan, results_dir) for seed in plan.seeds for k in keys]
+    by_name: dict[str, dict] = {}
+    pending = []
     for index, spec in enumerate(specs, 1):
         name = run_name(spec["key"], spec["seed"])
         finished = load_finished(spec)
         if finished is not None:
             log(f"[{index}/{len(specs)}] {name}: done before, skipped")
-            results.append(finished)
-            continue
-        waited += wait_while_running(pause_while, log)
+            by_name[name] = finished
+        else:
+            pending.append((index, spec))
+    waited = 0.0
+    lock = threading.Lock()
+
+    def run_one(index: int, spec: dict) -> None:
+        nonlocal waited
+        paused = wait_while_running(pause_while, log)
         began = time.perf_counter()
         result = execute_run(spec, threads) if plan.in_process else run_in_subprocess(spec, threads)
-        ran += 1
         m = result["metrics"]
-        log(f"[{index}/{len(specs)}] {name}: {time.perf_counter() - began:.0f}s  iid mAP {m['iid']['MR-full-mAP']:.2f}"
-            f"  shifted mAP {m['shifted']['MR-full-mAP']:.2f}  Spurious mAP {m['spurious']['Spurious-mAP']:.2f}")
-        results.append(result)
+        with lock:
+            waited += paused
+            by_name[run_name(spec["key"], spec["seed"])] = result
+            log(f"[{index}/{len(specs)}] {run_name(spec['key'], spec['seed'])}: {time.perf_counter() - began:.0f}s"
+                f"  iid mAP {m['iid']['MR-full-mAP']:.2f}  shifted mAP {m['shifted']['MR-full-mAP']:.2f}"
+                f"  Spurious mAP {m['spurious']['Spurious-mAP']:.2f}")
+
+    if jobs <= 1 or plan.in_process:
+        for index, spec in pending:
+            run_one(index, spec)
+    else:  # a failed run stops new ones from starting; finished ones are already on disk
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(run_one, index, spec) for index, spec in pending]
+            for future in concurrent.futures.as_completed(futures):
+                if future.exception() is not None:
+                    for other in futures:
+                        other.cancel()
+                    raise future.exception()
+    ran = len(pending)
+    results = [by_name[run_name(spec["key"], spec["seed"])] for spec in specs]
     meta = {
         "plan": dataclasses.asdict(plan),
         "data": {"preset": "spurious", "seed": 0, "train_size": plan.data_size, "eval_size": max(1, plan.data_size // 4)},
@@ -408,6 +441,7 @@ def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, l
         "seconds_paused_for_other_jobs": round(waited, 1),
         "sum_of_run_seconds": round(sum(r["seconds"]["total"] for r in results), 1),
         "threads": threads,
+        "parallel_runs": jobs,
         "commands_example": results[0]["commands"] if results else [],
     }
     summary = summarize(results, meta)
@@ -427,6 +461,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", help="comma-separated seeds (default: the plan's)")
     parser.add_argument("--epochs", type=float, help="training epochs per run (default: the plan's)")
     parser.add_argument("--threads", type=int, default=2, help="torch / OpenMP threads per run (default 2)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time, each a subprocess with --threads threads (e.g. --jobs 2 --threads 1 "
+                             "on 2 cores); results are the same for any value")
     parser.add_argument("--pause-while", metavar="PATTERN",
                         help="before each run, wait while a process matching PATTERN (pgrep -f) runs")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: run one spec file
@@ -446,7 +483,7 @@ def main(argv=None) -> int:
     results_dir = args.results_dir or REPO / "runs" / {"full": "ablation", "quick": "ablation-quick",
                                                        "dry_run": "ablation-dry-run"}[plan.name]
     summary = run_ablation(results_dir.absolute(), plan, selected_keys(args.only), args.threads,
-                           pause_while=args.pause_while)
+                           pause_while=args.pause_while, jobs=args.jobs)
     print()
     print(text_table(summary))
     print(f"\nwrote {results_dir / 'results.json'}, {results_dir / 'summary.json'} and {results_dir / 'summary.md'}")

@@ -46,6 +46,14 @@ def test_models_are_the_package_presets(ablate):
     assert all(qd_detr[key] == value for key, value in ablate.QD_DETR_WEIGHTS.items())
 
 
+def test_every_run_has_its_own_files(ablate, tmp_path):
+    # Dotted setting names ("alpha_0.5") once shared one spec / log file, so parallel runs overwrote each other's.
+    plan = ablate.PLANS["full"]
+    specs = [ablate.run_spec(setting, seed, plan, tmp_path) for setting in ablate.SETTINGS.values() for seed in (0, 1)]
+    paths = [path for spec in specs for path in (*ablate.side_files(spec), Path(spec["result_file"]), Path(spec["work_dir"]))]
+    assert len(set(paths)) == len(paths) == 4 * len(specs)
+
+
 def test_mean_std_is_the_sample_statistic(ablate):
     assert ablate.mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "values": [1.0, 2.0, 3.0]}
     assert ablate.mean_std([5.0])["std"] == 0.0
