@@ -283,6 +283,9 @@ def summarize(results: list[dict], meta: dict) -> dict:
             "seconds_per_run": round(sum(r["seconds"]["total"] for r in runs) / len(runs), 1),
             "metrics": {split: {metric: mean_std([r["metrics"][split][metric] for r in runs])
                                 for metric in SPLIT_KEYS[split]} for split in SPLITS},
+            # Per seed, then mean ± std: how much mAP the model loses when the cue moves off the moment.
+            "shortcut_gap": {"MR-full-mAP": mean_std([round(r["metrics"]["iid"]["MR-full-mAP"]
+                                                            - r["metrics"]["shifted"]["MR-full-mAP"], 2) for r in runs])},
         }
     groups = {name: [{"label": label, "key": key, "x": x} for label, key, x in rows if key in settings]
               for name, rows in GROUPS.items()}
@@ -300,16 +303,17 @@ def markdown_tables(summary: dict) -> str:
     titles = {"components": "Components (Table 3-style)", "alpha": "Synthesizer α (Table S1)",
               "beta": "Dynamics β (Table S2)", "transfer": "Strategies on the QD-DETR baseline ('w/ TD-DETR')"}
     header = ("| setting | iid R1@0.5 | iid R1@0.7 | iid mAP | shifted R1@0.5 | shifted R1@0.7 | shifted mAP "
-              "| Spurious R1@0.5 ↓ | Spurious R1@0.7 ↓ | Spurious mAP ↓ | dyn-ctx mAP |")
+              "| Spurious R1@0.5 ↓ | Spurious R1@0.7 ↓ | Spurious mAP ↓ | dyn-ctx mAP | iid − shifted mAP ↓ |")
     out = []
     for group, rows in summary["groups"].items():
         if not rows:
             continue
-        out += [f"**{titles[group]}**", "", header, "|" + "---|" * 11]
+        out += [f"**{titles[group]}**", "", header, "|" + "---|" * 12]
         for row in rows:
             metrics = summary["settings"][row["key"]]["metrics"]
             cells = [_cell(metrics[split][k]) for split in ("iid", "shifted", "spurious") for k in SPLIT_KEYS[split]]
             cells.append(_cell(metrics["dynamic_context"]["MR-full-mAP"]))
+            cells.append(_cell(summary["settings"][row["key"]]["shortcut_gap"]["MR-full-mAP"]))
             out.append(f"| {row['label']} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
@@ -444,11 +448,25 @@ def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, l
         "parallel_runs": jobs,
         "commands_example": results[0]["commands"] if results else [],
     }
+    return write_summary(results_dir, results, meta)
+
+
+def write_summary(results_dir: Path, results: list[dict], meta: dict) -> dict:
     summary = summarize(results, meta)
     write_json_atomic(results_dir / "results.json", results)
     write_json_atomic(results_dir / "summary.json", summary)
     (results_dir / "summary.md").write_text(markdown_tables(summary))
     return summary
+
+
+def resummarize(results_dir: Path) -> dict:
+    """Rebuild summary.json / summary.md from results.json, keeping the stored meta (where and how the runs ran)."""
+    try:
+        results = json.loads((results_dir / "results.json").read_text())
+        meta = json.loads((results_dir / "summary.json").read_text())["meta"]
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"ablate.py: cannot resummarize {results_dir}: {error}") from None
+    return write_summary(results_dir, results, meta)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -466,6 +484,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "on 2 cores); results are the same for any value")
     parser.add_argument("--pause-while", metavar="PATTERN",
                         help="before each run, wait while a process matching PATTERN (pgrep -f) runs")
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="rebuild summary.json / summary.md of --results-dir from its results.json; run nothing")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: run one spec file
     return parser.parse_args(argv)
 
@@ -482,8 +502,11 @@ def main(argv=None) -> int:
         plan = dataclasses.replace(plan, epochs=args.epochs, max_steps=None)
     results_dir = args.results_dir or REPO / "runs" / {"full": "ablation", "quick": "ablation-quick",
                                                        "dry_run": "ablation-dry-run"}[plan.name]
-    summary = run_ablation(results_dir.absolute(), plan, selected_keys(args.only), args.threads,
-                           pause_while=args.pause_while, jobs=args.jobs)
+    if args.summarize_only:
+        summary = resummarize(results_dir.absolute())
+    else:
+        summary = run_ablation(results_dir.absolute(), plan, selected_keys(args.only), args.threads,
+                               pause_while=args.pause_while, jobs=args.jobs)
     print()
     print(text_table(summary))
     print(f"\nwrote {results_dir / 'results.json'}, {results_dir / 'summary.json'} and {results_dir / 'summary.md'}")

@@ -106,3 +106,27 @@ def test_changed_settings_are_not_reused(ablate, tmp_path):
     assert ablate.load_finished(spec) is not None
     other = ablate.run_spec(ablate.SETTINGS["full"], 0, ablate.PLANS["quick"], tmp_path)
     assert other["result_file"] == spec["result_file"] and ablate.load_finished(other) is None
+
+
+def _fake_result(ablate, key, seed, iid_map, shifted_map):
+    main = {k: 50.0 for k in ablate.MAIN_KEYS}
+    return {"key": key, "seed": seed, "flags": [], "architecture": "td_detr", "train_steps": 10,
+            "seconds": {"total": 1.0},
+            "metrics": {"iid": {**main, "MR-full-mAP": iid_map}, "shifted": {**main, "MR-full-mAP": shifted_map},
+                        "spurious": {k: 5.0 for k in ablate.SPURIOUS_KEYS}, "dynamic_context": dict(main)}}
+
+
+def test_summarize_only_keeps_meta_and_adds_the_shortcut_gap(ablate, tmp_path, capsys):
+    results = [_fake_result(ablate, "baseline", 0, 30.0, 20.0), _fake_result(ablate, "baseline", 1, 40.0, 36.0),
+               _fake_result(ablate, "full", 0, 35.0, 35.5)]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    meta = {"where": "another machine", "threads": 1}
+    (tmp_path / "summary.json").write_text(json.dumps({"meta": meta}))
+    assert ablate.main(["--summarize-only", "--results-dir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["meta"] == meta
+    gap = summary["settings"]["baseline"]["shortcut_gap"]["MR-full-mAP"]
+    assert gap["values"] == [10.0, 4.0] and gap["mean"] == 7.0
+    assert summary["settings"]["full"]["shortcut_gap"]["MR-full-mAP"]["values"] == [-0.5]
+    table = (tmp_path / "summary.md").read_text()
+    assert "iid − shifted mAP" in table and "| 7.00 ± 4.24 |" in table
