@@ -15,8 +15,8 @@ no post-processing) on pre-collated batches of 1 and 32. Scoring = ``evaluate_su
 reference predictions (generated ones of the same shape when ../shared/data is absent) next to the naive
 per-query loop of ``scripts/benchmark_metrics.py``. Every figure is the median of the repeats, warm-up excluded.
 
-    python scripts/benchmark.py                     # full: ~4 minutes on 2 cores
-    python scripts/benchmark.py --quick             # ~1-2 minutes, fewer repeats
+    python scripts/benchmark.py                     # full: ~5 minutes on 2 cores
+    python scripts/benchmark.py --quick             # ~1 minute: fewer repeats, one process (peak RSS cumulative)
     python scripts/benchmark.py --dry-run --json o.json   # seconds: tiny sizes, 1 repeat, in one process
     python scripts/benchmark.py --rounds 2 --json o.json  # on a shared machine: each config twice, fastest kept
 """
@@ -64,7 +64,7 @@ SIZES = {
 # Measured repeats (each preceded by `warmup` unmeasured ones).
 REPEATS = {
     "full": dict(train=8, infer_b1=30, infer_b32=5, score=5, naive=2, warmup=1, naive_warmup=1),
-    "quick": dict(train=3, infer_b1=10, infer_b32=2, score=3, naive=1, warmup=1, naive_warmup=0),
+    "quick": dict(train=2, infer_b1=10, infer_b32=1, score=2, naive=1, warmup=1, naive_warmup=0),
     "dry": dict(train=1, infer_b1=1, infer_b32=1, score=1, naive=1, warmup=1, naive_warmup=0),
 }
 
@@ -334,6 +334,8 @@ def print_report(results: dict) -> None:
           + ", ".join(f"{n} {k}" for k, n in settings["repeats"].items() if "warmup" not in k)
           + f" (after {settings['repeats']['warmup']} warm-up)"
           + (f"; each config's fastest of {settings['rounds']} rounds" if settings["rounds"] > 1 else ""))
+    if settings.get("memory", "").startswith("one process"):
+        print("peak RSS: all configs in one process, so each figure includes the configs measured before it")
     header = (f"{'config':36s} {'params':>8s} {'seen':>5s} {'step s':>7s} {'best':>6s} {'collate':>8s} {'share':>6s} {'seen/s':>7s} "
               f"{'orig/s':>7s} {'b=1 ms':>7s} {'b=32/s':>7s} {'RSS inf':>8s} {'RSS train':>9s}")
     print(header)
@@ -423,7 +425,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default 2, as the targets; 1 for --dry-run, whose tiny matrices "
                              "only pay thread hand-off on a busy machine)")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (~1-2 minutes)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats, all configs in this process (~1 minute; peak RSS then cumulative)")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes, 1 repeat, one process (seconds)")
     parser.add_argument("--in-process", action="store_true",
                         help="measure every config in this process (faster start; peak RSS then cumulative)")
@@ -445,7 +448,9 @@ def main(argv=None) -> int:
 
     mode = "dry" if args.dry_run else "quick" if args.quick else "full"
     threads = args.threads or (1 if args.dry_run else 2)
-    results = run_benchmark(mode, threads, in_process=args.in_process or args.dry_run, rounds=args.rounds)
+    # --quick measures in one process (no interpreter start per config): ~1 minute, peak RSS then cumulative.
+    in_process = args.in_process or args.dry_run or args.quick
+    results = run_benchmark(mode, threads, in_process=in_process, rounds=args.rounds)
     print_report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
