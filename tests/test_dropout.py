@@ -83,3 +83,12 @@ def test_attention_dropout_is_unbiased():
     reference = F.scaled_dot_product_attention(q, k, v)
     assert (draws.mean(0) - reference).abs().max() < 0.1
     assert (draws.std(0) > 0.05).all()  # and the weights really are dropped
+
+
+def test_output_is_x_times_the_scale_exactly_where_kept():
+    # Kept values are rounded once (x * 1/(1-p)), whatever order the mask and the scale are applied in.
+    x = torch.randn(64, 75, 30)
+    torch.manual_seed(7)
+    mask = keep_mask(x.shape, 0.3)
+    torch.manual_seed(7)
+    assert torch.equal(dropout(x, 0.3), torch.where(mask, x * (1.0 / 0.7), torch.zeros(())))
