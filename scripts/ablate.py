@@ -413,7 +413,9 @@ def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, l
         nonlocal waited
         paused = wait_while_running(pause_while, log)
         began = time.perf_counter()
-        result = execute_run(spec, threads) if plan.in_process else run_in_subprocess(spec, threads)
+        # The dry run trains in this process unless runs go in parallel (each then needs its own interpreter).
+        in_process = plan.in_process and jobs <= 1
+        result = execute_run(spec, threads) if in_process else run_in_subprocess(spec, threads)
         m = result["metrics"]
         with lock:
             waited += paused
@@ -422,7 +424,7 @@ def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, l
                 f"  iid mAP {m['iid']['MR-full-mAP']:.2f}  shifted mAP {m['shifted']['MR-full-mAP']:.2f}"
                 f"  Spurious mAP {m['spurious']['Spurious-mAP']:.2f}")
 
-    if jobs <= 1 or plan.in_process:
+    if jobs <= 1:
         for index, spec in pending:
             run_one(index, spec)
     else:  # a failed run stops new ones from starting; finished ones are already on disk

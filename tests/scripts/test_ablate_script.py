@@ -130,3 +130,19 @@ def test_summarize_only_keeps_meta_and_adds_the_shortcut_gap(ablate, tmp_path, c
     assert summary["settings"]["full"]["shortcut_gap"]["MR-full-mAP"]["values"] == [-0.5]
     table = (tmp_path / "summary.md").read_text()
     assert "iid − shifted mAP" in table and "| 7.00 ± 4.24 |" in table
+
+
+def test_parallel_runs_keep_their_own_results(ablate, tmp_path):
+    # Two subprocesses at a time; dotted names (alpha_0.3 / alpha_0.5) once collided in exactly this mode.
+    results = tmp_path / "abl"
+    keys = ["baseline", "alpha_0.3", "alpha_0.5"]
+    assert ablate.main(["--dry-run", "--results-dir", str(results), "--only", ",".join(keys), "--jobs", "2",
+                        "--threads", "1"]) == 0
+    stored = {key: json.loads((results / "runs" / f"{key}__seed0.json").read_text()) for key in keys}
+    assert all(stored[key]["key"] == key for key in keys)
+    assert "--alpha 0.3" in stored["alpha_0.3"]["commands"][0] and "--alpha 0.5" in stored["alpha_0.5"]["commands"][0]
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["meta"]["parallel_runs"] == 2 and set(summary["settings"]) == set(keys)
+    # Each run left its own log beside the (cleaned-up) work folders; no spec file is left behind.
+    assert {p.name for p in (results / "work").glob("*.log")} == {f"{key}__seed0.log" for key in keys}
+    assert not list((results / "work").glob("*.spec.json"))
