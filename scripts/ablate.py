@@ -19,13 +19,14 @@ Settings (the synthetic preset model: hidden 64, 2/2/2 layers, unless said other
 * transfer: the QD-DETR baseline as released (span / gIoU weights 10 / 1 instead of TD-DETR's 1 / 10, no dynamics,
   no synthesis), the same with the synthesizer alone, and with both strategies.
 
-Each run is one subprocess (``OMP_NUM_THREADS`` / torch threads = ``--threads``) that writes
-``RESULTS/runs/<setting>__seed<S>.json`` atomically when it is done; a rerun skips finished runs and restarts an
-interrupted one from scratch (its work folder is wiped). ``results.json`` (every run) and ``summary.json`` (mean ±
-std per setting, sample std over seeds) and ``summary.md`` (the tables) are rewritten at the end.
+Each run is one subprocess (``OMP_NUM_THREADS`` / torch threads = ``--threads``; ``--jobs`` of them at a time)
+that writes ``RESULTS/runs/<setting>__seed<S>.json`` atomically when it is done; a rerun skips finished runs and
+restarts an interrupted one from scratch (its work folder is wiped). ``results.json`` (every run) and
+``summary.json`` (mean ± std per setting, sample std over seeds) and ``summary.md`` (the tables) are rewritten at
+the end; ``--summarize-only`` rewrites them from ``results.json``.
 
-    python scripts/ablate.py                  # full: 3 seeds x 15 settings x 12 epochs (240 steps), ~80 min
-    python scripts/ablate.py --quick          # 1 seed x 15 settings x 4 epochs (80 steps), ~15 min
+    python scripts/ablate.py --jobs 2 --threads 1   # full: 3 seeds x 15 settings x 12 epochs (240 steps), ~40-60 min on 2 cores
+    python scripts/ablate.py --quick                # 1 seed x 15 settings x 4 epochs (80 steps), ~15 min
     python scripts/ablate.py --dry-run --results-dir /tmp/abl   # seconds: tiny data / model, 2 steps, in-process
 """
 
