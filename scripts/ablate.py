@@ -25,7 +25,7 @@ restarts an interrupted one from scratch (its work folder is wiped). ``results.j
 ``summary.json`` (mean ± std per setting, sample std over seeds) and ``summary.md`` (the tables) are rewritten at
 the end; ``--summarize-only`` rewrites them from ``results.json``.
 
-    python scripts/ablate.py --jobs 2 --threads 1   # full: 3 seeds x 15 settings x 12 epochs (240 steps), ~40-60 min on 2 cores
+    python scripts/ablate.py --jobs 2 --threads 1   # full: 3 seeds x 15 settings x 12 epochs (240 steps), est. 40-60 min on 2 cores
     python scripts/ablate.py --quick                # 1 seed x 15 settings x 4 epochs (80 steps), ~15 min
     python scripts/ablate.py --dry-run --results-dir /tmp/abl   # seconds: tiny data / model, 2 steps, in-process
 """
