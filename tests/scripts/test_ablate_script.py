@@ -3,23 +3,17 @@ rerun skips finished runs while an interrupted run restarts from a clean folder.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from script_utils import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ablate.py"
 
 
 @pytest.fixture(scope="module")
 def ablate():
-    spec = importlib.util.spec_from_file_location("ablate_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("ablate")
 
 
 def test_settings_cover_the_paper_tables(ablate):

@@ -3,25 +3,18 @@ the dry run prints both arms and their ratio."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from script_utils import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark_dropout.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("benchmark_dropout_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark_dropout")
 
 
 def test_torch_arm_uses_torch_dropout(script):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from script_utils import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
 CONFIG_KEYS = ("td_detr", "td_detr_no_synthesis", "qd_detr_2l", "qd_detr_4l")
@@ -127,11 +128,7 @@ def test_report_prints_the_figures_and_the_official_targets(dry_run):
 
 def test_worker_mode_prints_one_config_as_its_last_json_line(capsys):
     """The fresh-process path (full runs): a worker measures one config and prints it as the last stdout line."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("benchmark_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmark")
     code = module.main(["--worker", "qd_detr_2l", "--worker-size", "tiny", "--worker-mode", "dry", "--threads", "1"])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("matplotlib")
 from matplotlib.container import BarContainer  # noqa: E402
+from script_utils import load_script  # noqa: E402
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "plot_results.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def plots():
-    spec = importlib.util.spec_from_file_location("plot_results_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plot_results")
 
 
 def _stats(mean):
