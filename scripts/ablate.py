@@ -19,7 +19,7 @@ Settings (the synthetic preset model: hidden 64, 2/2/2 layers, unless said other
 * transfer: the QD-DETR baseline as released (span / gIoU weights 10 / 1 instead of TD-DETR's 1 / 10, no dynamics,
   no synthesis), the same with the synthesizer alone, and with both strategies.
 
-Each run is one subprocess (``OMP_NUM_THREADS`` / torch threads = ``--threads``; ``--jobs`` of them at a time)
+Each run is one worker process running the ``td-detr`` commands (``OMP_NUM_THREADS`` = ``--threads``; ``--jobs`` at a time)
 that writes ``RESULTS/runs/<setting>__seed<S>.json`` atomically when it is done; a rerun skips finished runs and
 restarts an interrupted one from scratch (its work folder is wiped). ``results.json`` (every run) and
 ``summary.json`` (mean ± std per setting, sample std over seeds) and ``summary.md`` (the tables) are rewritten at
@@ -27,7 +27,7 @@ the end; ``--summarize-only`` rewrites them from ``results.json``.
 
     python scripts/ablate.py --jobs 2 --threads 1   # full: 3 seeds x 15 settings x 12 epochs (240 steps), est. 40-60 min on 2 cores
     python scripts/ablate.py --quick --jobs 2 --threads 1   # 1 seed x 15 settings x 4 epochs (80 steps): 7 min on 2 cores
-    python scripts/ablate.py --dry-run --results-dir /tmp/abl   # seconds: tiny data / model, 2 steps, in-process
+    python scripts/ablate.py --dry-run --results-dir /tmp/abl   # seconds: tiny data / model, 2 steps, no worker process
 """
 
 from __future__ import annotations
@@ -159,13 +159,14 @@ def command_line(argv: list[str]) -> str:
     return "td-detr " + " ".join(argv)
 
 
+def thread_environment(threads: int) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "TOKENIZERS_PARALLELISM": "false"}
+
+
 def execute_run(spec: dict, threads: int) -> dict:
-    """Train, evaluate on the shifted split and run the spurious evaluation in this process; returns the result."""
-    import torch
-
-    from td_detr.cli import main
-
-    torch.set_num_threads(threads)
+    """Train, evaluate on the shifted split and run the spurious evaluation (each a `td-detr` command in its own
+    process, as a user runs them); returns the result."""
     work = Path(spec["work_dir"])
     if work.exists():  # a killed run left a partial folder: start it over cleanly
         shutil.rmtree(work)
@@ -173,7 +174,7 @@ def execute_run(spec: dict, threads: int) -> dict:
     timings, start = {}, time.perf_counter()
     for name, argv in zip(("train", "evaluate", "spurious_eval"), spec["commands"]):
         began = time.perf_counter()
-        code = main(argv)
+        code = subprocess.run([sys.executable, "-m", "td_detr", *argv], env=thread_environment(threads)).returncode
         if code != 0:
             raise RuntimeError(f"{command_line(argv)} exited with {code}")
         timings[name] = round(time.perf_counter() - began, 2)
@@ -243,11 +244,10 @@ def run_in_subprocess(spec: dict, threads: int) -> dict:
     """One run in a fresh interpreter (nothing leaks between runs); its output goes to work/<run>.log."""
     spec_file, log = side_files(spec)
     write_json_atomic(spec_file, spec)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "TOKENIZERS_PARALLELISM": "false"}
     with open(log, "w") as handle:
         code = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_file),
-                               "--threads", str(threads)], stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
+                               "--threads", str(threads)], stdout=handle, stderr=subprocess.STDOUT,
+                              env=thread_environment(threads)).returncode
     if code != 0:
         raise RuntimeError(f"run {Path(spec['work_dir']).name} failed (exit {code}); see {log}")
     spec_file.unlink()
@@ -477,7 +477,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="1 seed, 4 epochs (7 min on 2 cores with --jobs 2 --threads 1)")
-    size.add_argument("--dry-run", action="store_true", help="seconds: tiny data and model, 2 steps, in-process")
+    size.add_argument("--dry-run", action="store_true", help="seconds: tiny data and model, 2 steps, no worker process")
     parser.add_argument("--results-dir", type=Path, help="default: runs/ablation[-quick|-dry-run]")
     parser.add_argument("--only", help="comma-separated setting keys (default: all): " + ", ".join(SETTINGS))
     parser.add_argument("--seeds", help="comma-separated seeds (default: the plan's)")

@@ -8,11 +8,11 @@ from safetensors.torch import load_file
 from td_detr import TDDetrConfig, TDDetrForMomentRetrieval
 from td_detr.data.builder import get_dataset_settings, load_moment_retrieval_dataset
 from td_detr.data.collator import DataCollatorForMomentRetrieval
+from td_detr.data.ground_truth import ground_truth_records
 from td_detr.metrics import evaluate_submission
 from td_detr.training import (
     TRAINING_PRESETS,
     TDDetrTrainer,
-    ground_truth_records,
     model_config_for,
     training_arguments,
 )

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import EvalLoopOutput
 
+from .data.ground_truth import ground_truth_records
 from .inference import records_from_outputs
 from .metrics import evaluate_submission
 
@@ -77,21 +78,6 @@ def training_arguments(output_dir: str, preset: TrainingPreset, **overrides) -> 
     )
     settings.update(overrides)
     return TrainingArguments(**settings)
-
-
-def ground_truth_records(dataset) -> list[dict]:
-    """Ground-truth records (the official evaluator's format) of a data set's rows, without reading features."""
-    columns = [c for c in ("qid", "query", "vid", "duration", "relevant_windows", "relevant_clip_ids", "saliency_scores")
-               if c in dataset.column_names]
-    rows = dataset.select_columns(columns).with_format(None)
-    records = []
-    for row in rows:
-        record = {key: row[key] for key in columns}
-        if not record.get("relevant_clip_ids"):
-            record.pop("relevant_clip_ids", None)
-            record.pop("saliency_scores", None)
-        records.append(record)
-    return records
 
 
 class TDDetrTrainer(Trainer):

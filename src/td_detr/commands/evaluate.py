@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import TDDetrInputError
 from .data_options import add_data_arguments, resolve_data
+from .model_loading import load_model
 from .video_options import add_plot_argument, plot_evaluated_query
 
 
@@ -25,23 +26,11 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def load_model(name_or_path: str):
-    """A TDDetrForMomentRetrieval from a folder or repo id, with clear errors for anything else."""
-    from ..modeling_td_detr import TDDetrForMomentRetrieval
-    from .model_loading import load_pretrained_config
-
-    config = load_pretrained_config(name_or_path)
-    try:
-        return TDDetrForMomentRetrieval.from_pretrained(name_or_path, config=config)
-    except (OSError, ValueError) as error:
-        raise TDDetrInputError(f"cannot load the weights of {name_or_path!r}: {error}") from None
-
-
 def run(args) -> int:
     from ..data.collator import DataCollatorForMomentRetrieval
     from ..inference import predict_dataset
     from ..metrics import evaluate_submission, format_metrics_table
-    from ..training import ground_truth_records
+    from ..data.ground_truth import ground_truth_records
 
     model = load_model(args.model)
     data = resolve_data(args, need_train=False)

@@ -57,3 +57,14 @@ def load_pretrained_config(name_or_path: str):
     if getattr(config, "model_type", None) != "td_detr":
         raise TDDetrInputError(f"{name_or_path!r} is a {config.model_type!r} model, not td-detr")
     return config
+
+
+def load_model(name_or_path: str):
+    """A TDDetrForMomentRetrieval from a folder or repo id, with clear errors for anything else."""
+    from ..modeling_td_detr import TDDetrForMomentRetrieval
+
+    config = load_pretrained_config(name_or_path)
+    try:
+        return TDDetrForMomentRetrieval.from_pretrained(name_or_path, config=config)
+    except (OSError, ValueError) as error:
+        raise TDDetrInputError(f"cannot load the weights of {name_or_path!r}: {error}") from None

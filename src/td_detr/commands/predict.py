@@ -49,7 +49,7 @@ def load_pair(video_files, text_file, max_video_length=None, max_query_length=No
 def run(args) -> int:
     import torch
 
-    from .evaluate import load_model
+    from .model_loading import load_model
 
     if args.video or args.query:
         return run_video_predict(args)

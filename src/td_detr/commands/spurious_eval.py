@@ -30,8 +30,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation.spurious_report import format_spurious_report, spurious_evaluation
-    from .evaluate import load_model
+    from ..spurious.report import format_spurious_report, spurious_evaluation
+    from .model_loading import load_model
 
     model = load_model(args.model)
     data = resolve_data(args, need_train=False)

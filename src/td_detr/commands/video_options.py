@@ -46,7 +46,7 @@ def run_video_predict(args) -> int:
     if getattr(args, "video_features", None) or getattr(args, "text_features", None):
         raise TDDetrInputError("give either --video/--query or --video-features/--text-features, not both")
     from ..pipeline import moment_retrieval_pipeline
-    from .evaluate import load_model
+    from .model_loading import load_model
 
     model = load_model(args.model)
     pipe = moment_retrieval_pipeline(model, clip_model=args.clip_model, device=getattr(args, "device", None))

@@ -1,6 +1,6 @@
 """Data: the standard on-disk layout (:mod:`.layout`), the ``datasets`` builder (:mod:`.builder`), the synthetic
-default data set (:mod:`.synthetic`), label derivation (:mod:`.labels`), the video synthesizer (:mod:`.synthesis`)
-and the batch collator (:mod:`.collator`).
+default data set (:mod:`.synthetic`), label derivation (:mod:`.labels`), the evaluator's ground truth of a data set
+(:mod:`.ground_truth`), the video synthesizer (:mod:`.synthesis`) and the batch collator (:mod:`.collator`).
 
 Names are imported on first use, so ``import td_detr.data.layout`` does not pull in ``datasets`` or torch.
 """
@@ -29,6 +29,7 @@ _EXPORTS = {
     "VideoSynthesizer": "synthesis",
     "video_similarity": "synthesis",
     "row_labels": "labels",
+    "ground_truth_records": "ground_truth",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,7 +1,7 @@
-"""Evaluation helpers. :mod:`.spurious` builds the spurious-correlation evaluation splits (masked moments, dynamic
-context) from a data set in the standard layout."""
+"""The spurious-correlation evaluation (paper Fig. 1, S4.2): :mod:`.splits` builds the derived splits (masked moments,
+dynamic context) from a data set in the standard layout; :mod:`.report` evaluates a model on them."""
 
-from .spurious import (
+from .splits import (
     choose_context_videos,
     dynamic_context,
     mask_moment,

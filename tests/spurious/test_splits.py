@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from td_detr.data.synthesis import clip_unit_vectors
 from td_detr.errors import TDDetrInputError
-from td_detr.evaluation.spurious import (
+from td_detr.spurious.splits import (
     choose_context_videos,
     dynamic_context,
     mask_moment,

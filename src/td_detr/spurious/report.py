@@ -4,11 +4,11 @@ Three evaluations of one split:
 
 * **standard**: the official metrics on the untouched split;
 * **masked moments**: every ground-truth moment (widened by 3 s each side) is erased from its video
-  (:func:`.spurious.write_masked_split`) while the original windows stay the targets. A model that still "finds" the
+  (:func:`.splits.write_masked_split`) while the original windows stay the targets. A model that still "finds" the
   erased moment relies on its context: *Spurious R1@0.5 / R1@0.7 / mAP* are the full-set R1 and mAP on this split,
   and **lower is better**;
 * **dynamic context** (S4.2): every video keeps its moment while its context comes from another (most similar by
-  Eq. 1, or random) video (:func:`.spurious.write_dynamic_context_split`); the standard metrics, higher is better.
+  Eq. 1, or random) video (:func:`.splits.write_dynamic_context_split`); the standard metrics, higher is better.
 
 The two derived splits are written to disk in the standard layout, so other tools can evaluate on them too.
 """
@@ -23,9 +23,9 @@ SPURIOUS_KEYS = {"Spurious-R1@0.5": "MR-full-R1@0.5", "Spurious-R1@0.7": "MR-ful
 def _evaluate_layout(model, annotation_file, video_feature_dirs, text_feature_dir, settings, cache_dir, batch_size):
     from ..data.builder import load_moment_retrieval_dataset
     from ..data.collator import DataCollatorForMomentRetrieval
+    from ..data.ground_truth import ground_truth_records
     from ..inference import predict_dataset
     from ..metrics import evaluate_submission
-    from ..training import ground_truth_records
 
     splits = load_moment_retrieval_dataset(
         "layout",
@@ -51,7 +51,7 @@ def spurious_evaluation(
     """Run the three evaluations of `split` of a data set (`settings`: a resolved
     :class:`~td_detr.data.builder.DatasetSettings`). Returns {"standard": brief, "masked": {Spurious-* and the
     masked split's brief}, "dynamic_context": brief, "splits": {name: annotation file}}."""
-    from .spurious import write_dynamic_context_split, write_masked_split
+    from .splits import write_dynamic_context_split, write_masked_split
 
     output_dir = Path(output_dir)
     annotation = settings.annotation_files[split]
