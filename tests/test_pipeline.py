@@ -23,12 +23,10 @@ from td_detr.commands.video_options import (  # noqa: E402
 from td_detr.data.layout import l2_normalize_rows  # noqa: E402
 from td_detr.errors import TDDetrInputError  # noqa: E402
 from td_detr.features import CLIPFeatureEncoder  # noqa: E402
-from td_detr.pipeline import (  # noqa: E402
-    TASK,
-    MomentRetrievalPipeline,
+from td_detr.pipeline import TASK, MomentRetrievalPipeline, moment_retrieval_pipeline  # noqa: E402
+from td_detr.processing_td_detr import (  # noqa: E402
+    TDDetrProcessor,
     merge_window_predictions,
-    moment_retrieval_pipeline,
-    prepare_video_features,
     sliding_window_starts,
     temporal_nms,
 )
@@ -141,14 +139,14 @@ def test_features_and_token_features_in_one_window_equal_the_model(pipe, model):
 def test_per_type_features_are_normalised_per_type_and_cut_to_the_shortest():
     rng = np.random.default_rng(0)
     slow, clip = rng.normal(size=(9, 5)) * 4, rng.normal(size=(7, 3))
-    prepared = prepare_video_features([slow, clip])
+    prepared = TDDetrProcessor().prepare_video([slow, clip])
     assert prepared.shape == (7, 8) and prepared.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(prepared[:, :5], axis=1), 1, atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(prepared[:, 5:], axis=1), 1, atol=1e-4)
     with pytest.raises(TDDetrInputError, match="2-D"):
-        prepare_video_features(np.zeros(5))
+        TDDetrProcessor().prepare_video(np.zeros(5))
     with pytest.raises(TDDetrInputError, match="NaN"):
-        prepare_video_features(np.full((3, 2), np.nan))
+        TDDetrProcessor().prepare_video(np.full((3, 2), np.nan))
 
 
 @pytest.mark.parametrize(
@@ -216,9 +214,9 @@ def test_temporal_nms_and_merging():
 def test_bad_inputs_raise_clear_errors(pipe):
     rng = np.random.default_rng(0)
     text = rng.normal(size=(3, TEXT_HIDDEN_SIZE))
-    with pytest.raises(TDDetrInputError, match=f"7-d video / {TEXT_HIDDEN_SIZE}-d text.*expects {PROJECTION_DIM}-d"):
+    with pytest.raises(TDDetrInputError, match=f"7-d video features.*takes {PROJECTION_DIM}-d"):
         pipe(rng.normal(size=(4, 7)), text)
-    with pytest.raises(TDDetrInputError, match=f"give {PROJECTION_DIM}-d video / 3-d text"):
+    with pytest.raises(TDDetrInputError, match=f"text features are 3-d but the model takes {TEXT_HIDDEN_SIZE}-d"):
         pipe(rng.normal(size=(4, PROJECTION_DIM)), rng.normal(size=(2, 3)))
     with pytest.raises(TDDetrInputError, match="give a query"):
         pipe(rng.normal(size=(4, PROJECTION_DIM)))
@@ -240,7 +238,7 @@ def test_a_video_file_needs_a_model_trained_on_the_clip_features_alone(clip_dir,
     wide = TDDetrForMomentRetrieval(tiny_config(video_feature_size=PROJECTION_DIM + 4,
                                                 text_feature_size=TEXT_HIDDEN_SIZE))
     pipe = moment_retrieval_pipeline(wide, clip_model=str(clip_dir), device="cpu")
-    with pytest.raises(TDDetrInputError, match=f"give {PROJECTION_DIM}-d video features.*td-detr-qvh-clip"):
+    with pytest.raises(TDDetrInputError, match=f"gives {PROJECTION_DIM}-d features.*td-detr-qvh-clip"):
         pipe(video_path, "a dog")
 
 

@@ -18,7 +18,8 @@ def test_windows_are_sorted_denormalised_clamped_and_rounded():
         saliency=[[0.1, 0.2, 0.3, 9.0]],
         mask=[[1.0, 1.0, 1.0, 0.0]],
     )
-    result = post_process_moment_retrieval(outputs, [30.0], clip_length=2.0, round_to_clip=False)[0]
+    # spans are in units of the valid clips: 3 clips × 10 s = 30 s
+    result = post_process_moment_retrieval(outputs, [30.0], clip_length=10.0, round_to_clip=False)[0]
     windows = result["pred_relevant_windows"]
     assert [w[2] for w in windows] == sorted((w[2] for w in windows), reverse=True)
     best = windows[0]
@@ -36,6 +37,17 @@ def test_rounding_to_the_clip_grid_is_half_to_even():
     outputs = outputs_for(
         logits=[[[1.0, 0.0]]], spans=[[[0.5, 0.2]]], saliency=[[0.0] * 5], mask=[[1.0] * 5]
     )
-    # (0.4, 0.6) × 15 s = (6.0, 9.0) → /2 = (3.0, 4.5) → half to even → (6, 8)
-    window = post_process_moment_retrieval(outputs, [15.0], clip_length=2.0, round_to_clip=True)[0]["pred_relevant_windows"][0]
-    assert window[:2] == [6.0, 8.0]
+    # (0.4, 0.6) × 5 clips × 3 s = (6.0, 9.0): already on the 3-s grid
+    window = post_process_moment_retrieval(outputs, [15.0], clip_length=3.0, round_to_clip=True)[0]["pred_relevant_windows"][0]
+    assert window[:2] == [6.0, 9.0]
+    # (0.25, 0.75) × 2 clips × 2 s = (1, 3) → /2 = (0.5, 1.5) → half to even → (0, 2) → (0, 4); half up would give (2, 4)
+    outputs = outputs_for(logits=[[[1.0, 0.0]]], spans=[[[0.5, 0.5]]], saliency=[[0.0] * 2], mask=[[1.0] * 2])
+    window = post_process_moment_retrieval(outputs, None, clip_length=2.0)[0]["pred_relevant_windows"][0]
+    assert window[:2] == [0.0, 4.0]
+
+
+def test_windows_are_in_seconds_of_the_given_clips_clamped_to_a_shorter_duration():
+    outputs = outputs_for(logits=[[[1.0, 0.0]]], spans=[[[0.5, 1.0]]], saliency=[[0.0] * 4], mask=[[1.0] * 4])
+    # the whole clip span: 4 clips × 2 s; a 400-s duration does not stretch it, a 7-s one clamps it
+    assert post_process_moment_retrieval(outputs, [400.0], round_to_clip=False)[0]["pred_relevant_windows"][0][:2] == [0.0, 8.0]
+    assert post_process_moment_retrieval(outputs, [7.0], round_to_clip=False)[0]["pred_relevant_windows"][0][:2] == [0.0, 7.0]

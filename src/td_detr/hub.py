@@ -285,7 +285,9 @@ def push_model(
     config, weights = check_saved_model(model_dir)
     metrics_path = model_dir / METRICS_FILE
     metrics = read_metrics(metrics_path) if metrics_path.is_file() else None
+    processor_path = model_dir / "preprocessor_config.json"  # the TDDetrProcessor saved with the model
     files = [model_dir / "config.json", *weights] + ([metrics_path] if metrics is not None else [])
+    files += [processor_path] if processor_path.is_file() else []
     operations = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in files]
     card_path = model_dir / "README.md"
     if card_path.is_file():

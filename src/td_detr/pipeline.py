@@ -21,17 +21,14 @@ Inputs:
     * keyword arguments: ``duration`` (seconds; default: from the file, or clips × clip length for features),
       ``top_k`` (windows returned; default all), ``nms_threshold`` (see below), ``window_stride`` (clips).
 
-Long videos. The model was trained on at most ``config.max_video_length`` clips (75 = 150 s for QVHighlights). A longer
-video is cut into sliding windows of that many clips with stride ``window_stride`` (default half a window; the
-last window is aligned with the video's end so every clip is covered) and all windows run as one batch. Each window's
-predictions are post-processed in its own time frame, shifted to absolute seconds and clamped to the duration; the
-windows of all sliding windows are pooled, sorted by score and de-duplicated with greedy temporal NMS (a window is
-dropped when its IoU with a higher-scored kept window is ≥ ``nms_threshold``, 0.7 by default; ``None`` keeps all).
-Per-clip saliency is the mean over the sliding windows that contain the clip. A video that fits in one window is
-predicted in one pass with no NMS, exactly as ``model.post_process`` does (the reference post-processing has none).
-
-Windows are de-normalised with the clip span the model saw (clips × clip length, as in training) and then clamped to
-the real duration, so a partial last clip does not shrink every window.
+Preparation, long videos and post-processing are the model's [`TDDetrProcessor`] (saved with it as
+``preprocessor_config.json``; made from the config for models saved without one): each feature type is L2-normalised
+and the types are cut to the shortest and concatenated; a video longer than ``config.max_video_length`` clips is cut
+into sliding windows with stride ``window_stride`` (default half a window; the last window ends at the video's end)
+that run as one batch; every window's predictions are shifted to absolute seconds, clamped to the duration, pooled,
+ranked and de-duplicated with greedy temporal NMS (IoU ≥ ``nms_threshold``, 0.7 by default; ``None`` keeps all); per-clip
+saliency is the mean over the windows holding the clip. A video that fits is predicted in one pass with no NMS.
+Windows are in seconds of the clips the model saw (clips × clip length, as in training), clamped to the duration.
 """
 
 from __future__ import annotations
@@ -44,95 +41,13 @@ import torch
 from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .data.layout import l2_normalize_rows
 from .errors import TDDetrInputError
 from .features import DEFAULT_CLIP_MODEL, CLIPFeatureEncoder, load_clip_encoder
 from .modeling_td_detr import TDDetrForMomentRetrieval, TDDetrMomentRetrievalOutput
-from .span_utils import temporal_iou
+from .processing_td_detr import DEFAULT_NMS_THRESHOLD, TDDetrProcessor, load_processor
 
 TASK = "moment-retrieval"
-DEFAULT_NMS_THRESHOLD = 0.7
 _UNSET = object()  # `nms_threshold=None` is meaningful (no NMS), so "not given" needs its own marker
-
-
-def sliding_window_starts(num_clips: int, window: int | None, stride: int | None = None) -> np.ndarray:
-    """First clip of every sliding window: ``0, stride, 2·stride, …`` plus a last window ending at the last clip.
-    One window (start 0) when the video fits (``window`` None = no cap). ``stride`` defaults to ``window // 2``."""
-    if window is None or num_clips <= window:
-        return np.zeros(1, dtype=np.int64)
-    stride = stride or max(1, window // 2)
-    if not 0 < stride <= window:
-        raise TDDetrInputError(f"window_stride must be in [1, {window}] clips, got {stride}")
-    starts = np.arange(0, num_clips - window, stride)
-    return np.append(starts, num_clips - window)
-
-
-def temporal_nms(windows: np.ndarray, threshold: float) -> np.ndarray:
-    """Greedy temporal NMS. ``windows`` [n, 3] rows (start, end, score); returns the kept rows, best first."""
-    windows = np.asarray(windows, dtype=np.float64).reshape(-1, 3)
-    windows = windows[np.argsort(-windows[:, 2], kind="stable")]
-    spans = torch.from_numpy(windows[:, :2])
-    overlaps = (temporal_iou(spans, spans)[0] >= threshold).numpy()
-    suppressed = np.zeros(len(windows), dtype=bool)
-    for index in range(len(windows)):  # greedy, inherently sequential; n is a few hundred at most
-        if not suppressed[index]:
-            suppressed[index + 1:] |= overlaps[index, index + 1:]
-    return windows[~suppressed]
-
-
-def merge_window_predictions(
-    records: Sequence[dict],
-    window_starts: np.ndarray,
-    clip_length: float,
-    num_clips: int,
-    duration: float,
-    nms_threshold: float | None = DEFAULT_NMS_THRESHOLD,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pool the post-processed predictions of sliding windows (``records[i]`` from ``model.post_process`` in window
-    ``i``'s own time frame, which starts at clip ``window_starts[i]``) into ranked absolute windows [n, 3] and per-clip
-    saliency [num_clips] (mean over the windows covering each clip). NMS runs only when there are several windows."""
-    starts = np.asarray(window_starts, dtype=np.int64)
-    windows = np.array([record["pred_relevant_windows"] for record in records], dtype=np.float64).reshape(
-        len(records), -1, 3)
-    windows[..., :2] = np.minimum(windows[..., :2] + (starts * clip_length)[:, None, None], duration)
-    windows = np.round(windows.reshape(-1, 3), 4)
-    if len(records) > 1 and nms_threshold is not None:
-        windows = temporal_nms(windows, nms_threshold)
-    else:
-        windows = windows[np.argsort(-windows[:, 2], kind="stable")]
-
-    saliency = np.array([record["pred_saliency_scores"] for record in records], dtype=np.float64)
-    clips = starts[:, None] + np.arange(saliency.shape[1])
-    totals = np.bincount(clips.ravel(), weights=saliency.ravel(), minlength=num_clips)
-    counts = np.bincount(clips.ravel(), minlength=num_clips)
-    if (counts[:num_clips] == 0).any():
-        raise ValueError("the sliding windows do not cover every clip")
-    return windows, totals[:num_clips] / counts[:num_clips]
-
-
-def _as_array(value, what: str) -> np.ndarray:
-    array = value.detach().float().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, np.float32)
-    if array.ndim != 2 or 0 in array.shape:
-        raise TDDetrInputError(f"{what} must be a non-empty 2-D array [rows, dim], got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise TDDetrInputError(f"{what} contain NaN or inf")
-    return array.astype(np.float32, copy=False)
-
-
-def prepare_video_features(video) -> np.ndarray:
-    """Model-ready video features from raw clip features: one array [clips, dim] or a list of per-type arrays, each
-    L2-normalised per row, cut to the shortest type and concatenated (no TEF)."""
-    types = [video] if isinstance(video, (np.ndarray, torch.Tensor)) else list(video)
-    if not types:
-        raise TDDetrInputError("no video features given")
-    arrays = [_as_array(array, f"video features (type {index})") for index, array in enumerate(types)]
-    length = min(len(array) for array in arrays)
-    return np.concatenate([l2_normalize_rows(array[:length]) for array in arrays], axis=1)
-
-
-def prepare_text_features(text, max_query_length: int | None) -> np.ndarray:
-    """Model-ready query features: rows [:max_query_length], each L2-normalised."""
-    return l2_normalize_rows(_as_array(text, "text features")[:max_query_length])
 
 
 class MomentRetrievalPipeline(Pipeline):
@@ -143,6 +58,7 @@ class MomentRetrievalPipeline(Pipeline):
         model: a [`TDDetrForMomentRetrieval`].
         clip_model: CLIP checkpoint name or path, or a [`CLIPFeatureEncoder`], for video files and text queries; loaded
             on first use (default ``openai/clip-vit-base-patch32``), so feature-only use never loads it.
+        processor: the model's [`TDDetrProcessor`] (default: the one saved with the model, else from its config).
         window_batch_size: sliding windows per forward pass.
         Other arguments as `transformers.Pipeline` (e.g. ``device``).
     """
@@ -153,9 +69,15 @@ class MomentRetrievalPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, model, clip_model=None, clip_batch_size: int = 64, window_batch_size: int = 32, **kwargs):
+    def __init__(self, model, clip_model=None, clip_batch_size: int = 64, window_batch_size: int = 32,
+                 processor: TDDetrProcessor | None = None, **kwargs):
         super().__init__(model=model, **kwargs)
         self.model.eval()  # a freshly built model is in training mode; dropout must be off
+        if processor is None:
+            name = getattr(self.model, "name_or_path", "") or ""
+            processor = load_processor(name, self.model.config) if name else TDDetrProcessor.from_model_config(
+                self.model.config)
+        self.processor = processor
         self.clip_model = clip_model
         self.clip_batch_size = clip_batch_size
         self.window_batch_size = window_batch_size
@@ -178,15 +100,13 @@ class MomentRetrievalPipeline(Pipeline):
         # wrapped in a dict so that a list of per-type feature arrays is not taken for a batch of inputs
         return super().__call__({"video": video, "query": query}, **kwargs)
 
-    def _check_sizes(self, video_size: int, text_size: int | None) -> None:
+    def _check_video_size(self, video_size: int) -> None:
         config = self.model.config
-        if video_size != config.video_feature_size or text_size not in (None, config.text_feature_size):
-            given = f"{video_size}-d video" + (f" / {text_size}-d text" if text_size is not None else "")
+        if video_size != config.video_feature_size:
             raise TDDetrInputError(
-                f"the inputs give {given} features but the model expects {config.video_feature_size}-d video / "
-                f"{config.text_feature_size}-d text. Video files work with models trained on this CLIP model's "
-                f"features alone (e.g. the td-detr-qvh-clip config); for other models pass precomputed features, "
-                f"every type in the training order"
+                f"the video gives {video_size}-d features but the model expects {config.video_feature_size}-d video "
+                f"features. Video files work with models trained on this CLIP model's features alone (e.g. the "
+                f"td-detr-qvh-clip config); for other models pass precomputed features, every type in the training order"
             )
 
     def _sanitize_parameters(self, duration=None, top_k=None, nms_threshold=_UNSET, window_stride=None):
@@ -201,60 +121,45 @@ class MomentRetrievalPipeline(Pipeline):
         config = self.model.config
         video, query = inputs["video"], inputs["query"]
         if isinstance(video, (str, os.PathLike)):
-            self._check_sizes(self.clip_encoder.image_feature_size, None)  # before spending time decoding
+            self._check_video_size(self.clip_encoder.image_feature_size)  # before spending time decoding
             encoded = self.clip_encoder.encode_video(video, config.clip_length)
             video, duration = encoded.features, duration or encoded.duration
-        video = prepare_video_features(video)
         if isinstance(query, str):
             query = self.clip_encoder.encode_text(query)
-        text = prepare_text_features(query, config.max_query_length)
-        self._check_sizes(video.shape[1], text.shape[1])
-        num_clips = len(video)
-        duration = float(duration or num_clips * config.clip_length)
-        if not duration > 0:
+        if duration is not None and not duration > 0:
             raise TDDetrInputError(f"duration must be positive, got {duration}")
-        starts = sliding_window_starts(num_clips, config.max_video_length, window_stride)
-        window = min(num_clips, config.max_video_length or num_clips)
-        windows = video[starts[:, None] + np.arange(window)]  # [windows, clips, dim]
-        return {
-            "video_features": torch.from_numpy(windows),
-            "text_features": torch.from_numpy(text)[None],
-            "window_starts": starts,
-            "num_clips": num_clips,
-            "duration": duration,
-        }
+        model_inputs = self.processor([video], [query], window_stride=window_stride)
+        return {**model_inputs, "duration": duration}
 
     def _forward(self, model_inputs: dict) -> dict:
         video, text = model_inputs.pop("video_features"), model_inputs.pop("text_features")
+        video_mask, text_mask = model_inputs.pop("video_mask"), model_inputs.pop("text_mask")
         video, text = video.to(self.model.dtype), text.to(self.model.dtype)
         outputs = []
         for first in range(0, len(video), self.window_batch_size):
-            chunk = video[first: first + self.window_batch_size]
-            count, length = chunk.shape[:2]
-            output = self.model(
-                video_features=chunk, video_mask=chunk.new_ones(count, length),
-                text_features=text.expand(count, -1, -1), text_mask=text.new_ones(count, text.shape[1]),
-            )
+            rows = slice(first, first + self.window_batch_size)
+            output = self.model(video_features=video[rows], video_mask=video_mask[rows], text_features=text[rows],
+                                text_mask=text_mask[rows])
             outputs.append((output.logits, output.pred_spans, output.saliency_scores, output.video_mask))
         logits, spans, saliency, mask = (torch.cat(parts) for parts in zip(*outputs))
         return {"logits": logits, "pred_spans": spans, "saliency_scores": saliency, "video_mask": mask, **model_inputs}
 
     def postprocess(self, model_outputs: dict, top_k: int | None = None,
                     nms_threshold: float | None = DEFAULT_NMS_THRESHOLD) -> dict:
-        config = self.model.config
         outputs = TDDetrMomentRetrievalOutput(**{key: model_outputs[key] for key in
                                                  ("logits", "pred_spans", "saliency_scores", "video_mask")})
-        window_span = outputs.video_mask.shape[1] * config.clip_length  # seconds the model's [0, 1] spans stand for
-        records = self.model.post_process(outputs, [window_span] * outputs.video_mask.shape[0])
-        windows, saliency = merge_window_predictions(
-            records, model_outputs["window_starts"], config.clip_length, model_outputs["num_clips"],
-            model_outputs["duration"], nms_threshold,
-        )
+        result = self.processor.post_process_moment_retrieval(
+            outputs, [model_outputs["duration"]], model_outputs["window_starts"], nms_threshold=nms_threshold,
+            top_k=top_k)[0]
+        saliency = result["pred_saliency_scores"]
+        clip_length = self.processor.clip_length
+        duration = model_outputs["duration"] or len(saliency) * clip_length
         return {
-            "windows": [{"start": start, "end": end, "score": score} for start, end, score in windows[:top_k].tolist()],
-            "saliency": saliency.tolist(),
-            "clip_length": float(config.clip_length),
-            "duration": model_outputs["duration"],
+            "windows": [{"start": start, "end": end, "score": score}
+                        for start, end, score in result["pred_relevant_windows"]],
+            "saliency": saliency,
+            "clip_length": clip_length,
+            "duration": float(duration),
         }
 
 
@@ -268,14 +173,4 @@ def moment_retrieval_pipeline(model, clip_model=None, device=None, **kwargs) -> 
 
 PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=MomentRetrievalPipeline, pt_model=TDDetrForMomentRetrieval)
 
-__all__ = [
-    "DEFAULT_NMS_THRESHOLD",
-    "TASK",
-    "MomentRetrievalPipeline",
-    "merge_window_predictions",
-    "moment_retrieval_pipeline",
-    "prepare_text_features",
-    "prepare_video_features",
-    "sliding_window_starts",
-    "temporal_nms",
-]
+__all__ = ["TASK", "MomentRetrievalPipeline", "moment_retrieval_pipeline"]

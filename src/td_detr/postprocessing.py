@@ -1,8 +1,12 @@
 """Turn model outputs into ranked windows in seconds and per-clip saliency (reference-qd-detr.md §5).
 
-Score of a window = softmax foreground probability. Windows are (centre, width) × duration → (start, end), sorted by
-score, rounded to 4 decimals, clamped to [0, duration] and optionally rounded to the clip grid (half to even, as
-`torch.round` does in the reference post-processing). No NMS (the reference uses none).
+Score of a window = softmax foreground probability. One convention (the one training uses for its span labels): a
+window is in seconds of the clips the model was given, so (centre, width) × (valid clips × clip_length) → (start, end),
+sorted by score, rounded to 4 decimals, clamped to [0, min(duration, clips × clip_length)] and optionally rounded to
+the clip grid (half to even, as `torch.round` does in the reference post-processing). No NMS (the reference uses
+none). The official code multiplies by the annotation's duration instead; the two agree whenever the features cover the
+duration (QVHighlights), and only clip spans stay right for cut or windowed videos. Long videos and pooling:
+`td_detr.processing_td_detr.TDDetrProcessor.post_process_moment_retrieval`.
 """
 
 from __future__ import annotations
@@ -20,24 +24,31 @@ def _round4(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def post_process_moment_retrieval(
-    outputs, durations: Sequence[float] | torch.Tensor, clip_length: float = 2.0, round_to_clip: bool = True
+    outputs, durations: Sequence[float] | torch.Tensor | None = None, clip_length: float = 2.0,
+    round_to_clip: bool = True,
 ) -> list[dict]:
     """Per query `{"pred_relevant_windows": [[start_s, end_s, score], ...] (best first),
     "pred_saliency_scores": [one float per valid clip]}`.
 
     Args:
         outputs: a [`TDDetrMomentRetrievalOutput`] (needs `logits`, `pred_spans`, `saliency_scores`, `video_mask`).
-        durations: video duration in seconds per query, used to de-normalise and clamp.
-        clip_length: seconds per clip, the grid for `round_to_clip`.
+        durations: video duration in seconds per query, only to clamp (None: the clips' span).
+        clip_length: seconds per clip: the unit of the spans and the grid for `round_to_clip`.
         round_to_clip: snap window ends to multiples of `clip_length`.
     """
     # float64 so that the 4-decimal rounding survives the conversion to Python floats
     logits, spans = outputs.logits.double(), outputs.pred_spans.double()
-    duration = torch.as_tensor(durations, dtype=torch.float64, device=spans.device).view(-1, 1, 1)
-    if duration.shape[0] != spans.shape[0]:
-        raise ValueError(f"{duration.shape[0]} durations given for a batch of {spans.shape[0]}")
+    span_seconds = outputs.video_mask.double().sum(dim=1).to(spans.device).view(-1, 1, 1) * clip_length
+    duration = span_seconds
+    if durations is not None:
+        given = torch.as_tensor(durations, dtype=torch.float64, device=spans.device).view(-1, 1, 1)
+        if given.shape[0] != spans.shape[0]:
+            raise ValueError(f"{given.shape[0]} durations given for a batch of {spans.shape[0]}")
+        if not (given > 0).all():
+            raise ValueError(f"durations must be positive, got {given.view(-1).tolist()}")
+        duration = torch.minimum(given, span_seconds)
     scores = logits.softmax(-1)[..., 0]
-    windows = span_cxw_to_xx(spans) * duration
+    windows = span_cxw_to_xx(spans) * span_seconds
     order = scores.argsort(dim=1, descending=True, stable=True)
     scores = _round4(scores.gather(1, order))
     windows = _round4(windows.gather(1, order.unsqueeze(-1).expand_as(windows)))

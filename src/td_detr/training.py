@@ -19,7 +19,7 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import EvalLoopOutput
 
 from .data.ground_truth import ground_truth_records
-from .inference import records_from_outputs
+from .inference import predict_batches
 from .metrics import evaluate_submission
 
 
@@ -131,40 +131,26 @@ class TDDetrTrainer(Trainer):
             self._created_lr_scheduler = True
         return self.lr_scheduler
 
-    @torch.no_grad()
-    def predict_records(self, dataloader: DataLoader) -> tuple[list[dict], float | None, int]:
-        """Ranked windows and saliency of every query in a dataloader, gathered from all processes, in dataset order
-        of first appearance. Returns (records, mean loss or None, number of batches)."""
-        model = self.model
-        model.eval()
-        unwrapped = self.accelerator.unwrap_model(model)
-        records, losses = [], []
-        for batch in dataloader:
-            meta = batch.pop("meta")
-            inputs = self._prepare_inputs(batch)
-            outputs = model(**inputs)
-            if outputs.loss is not None:
-                losses.append(outputs.loss.detach().float())
-            # gathered per batch: accelerate drops the padding duplicates of the *last* batch only
-            batch_records = records_from_outputs(unwrapped, outputs, meta)
-            records.extend(self.accelerator.gather_for_metrics(batch_records, use_gather_object=True))
-        unique = list({record["qid"]: record for record in records}.values())
-        loss = None
-        if losses:
-            loss = self.accelerator.gather(torch.stack(losses).mean().reshape(1)).mean().item()
-        return unique, loss, len(losses)
-
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                         metric_key_prefix: str = "eval") -> EvalLoopOutput:
         start = time.perf_counter()
-        records, loss, _ = self.predict_records(dataloader)
+        records, losses = predict_batches(
+            self.model, self.eval_data_collator.processor, dataloader, prepare_inputs=self._prepare_inputs,
+            # gathered per batch: accelerate drops the padding duplicates of the *last* batch only
+            gather=lambda batch: self.accelerator.gather_for_metrics(batch, use_gather_object=True),
+        )
+        records = list({record["qid"]: record for record in records}.values())  # dataset order of first appearance
+        loss = None
+        if losses:
+            loss = self.accelerator.gather(torch.stack(losses).mean().reshape(1)).mean().item()
         self.last_predictions = records
         metrics = {}
         if loss is not None:
             metrics[f"{metric_key_prefix}_loss"] = loss
         ground_truth = ground_truth_records(dataloader.dataset) if _has_ground_truth(dataloader.dataset) else None
         if ground_truth:
-            scores = evaluate_submission(records, ground_truth, clip_length=self.accelerator.unwrap_model(self.model).config.clip_length)
+            clip_length = self.eval_data_collator.processor.clip_length
+            scores = evaluate_submission(records, ground_truth, clip_length=clip_length)
             self.last_metrics = scores
             for key, value in scores["brief"].items():
                 metrics[f"{metric_key_prefix}_{key}"] = value

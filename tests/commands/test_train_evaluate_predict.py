@@ -108,7 +108,41 @@ def test_features_of_the_wrong_size_exit_2(trained, tmp_path, capsys):
     np.savez(video, features=np.ones((10, 50), dtype=np.float32))
     np.savez(text, last_hidden_state=np.ones((4, 32), dtype=np.float32))
     assert main(["predict", "--model", str(trained), "--video-features", str(video), "--text-features", str(text)]) == 2
-    assert "expects 96" in capsys.readouterr().err
+    assert "1 video feature types but the model takes 2" in capsys.readouterr().err
+
+
+def test_feature_files_in_the_wrong_order_exit_2_naming_the_type(trained, workspace, capsys):
+    """64 + 32 columns given as 32 + 64: the total is right, the per-type widths saved with the model are not."""
+    _, data, _ = workspace
+    record = json.loads((data / "validation.jsonl").read_text().splitlines()[0])
+    video = [str(data / folder / f"{record['vid']}.npz") for folder in ("clip_features", "slowfast_features")]
+    text = str(data / "clip_text_features" / f"qid{record['qid']}.npz")
+    assert main(["predict", "--model", str(trained), "--video-features", *video, "--text-features", text]) == 2
+    error = capsys.readouterr().err
+    assert "video feature type 1 (slowfast_features) is 32-d but the model was trained on 64-d" in error
+    assert "in order: slowfast_features, clip_features" in error
+
+
+def test_predict_duration_must_be_positive(trained, workspace, capsys):
+    _, data, _ = workspace
+    record = json.loads((data / "validation.jsonl").read_text().splitlines()[0])
+    video = [str(data / folder / f"{record['vid']}.npz") for folder in ("slowfast_features", "clip_features")]
+    text = str(data / "clip_text_features" / f"qid{record['qid']}.npz")
+    for duration in ("-50", "0"):
+        assert main(["predict", "--model", str(trained), "--video-features", *video, "--text-features", text,
+                     "--duration", duration]) == 2
+        assert "--duration must be a positive number" in capsys.readouterr().err
+
+
+def test_the_saved_processor_holds_clip_length_and_feature_types(trained):
+    from td_detr.processing_td_detr import TDDetrProcessor
+
+    saved = read_json(trained / "preprocessor_config.json")
+    assert saved["video_feature_types"] == ["slowfast_features", "clip_features"]
+    assert saved["video_feature_dims"] == [64, 32] and saved["text_feature_dim"] == 32
+    assert saved["clip_length"] == 2.0 and saved["normalize"] == "l2"
+    assert TDDetrProcessor.from_pretrained(trained).to_dict() == TDDetrProcessor(**{
+        k: v for k, v in saved.items() if k != "processor_class"}).to_dict()
 
 
 def test_two_process_training_gathers_metrics_like_one_process(workspace, tmp_path):
@@ -157,6 +191,7 @@ def test_train_resume_flag_continues_from_the_latest_checkpoint(workspace, tmp_p
               "--save-steps", "2", "--output-dir", str(output), "--cache-dir", str(root / "cache")]
     assert main(common + ["--max-steps", "2"]) == 0  # the "killed" run: its last checkpoint is checkpoint-2
     assert (output / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists()
+    assert (output / "checkpoints" / "checkpoint-2" / "preprocessor_config.json").exists()  # the processor travels
     assert main(common + ["--max-steps", "4", "--resume"]) == 0
     state = read_json(output / "checkpoints" / "checkpoint-4" / "trainer_state.json")
     assert state["global_step"] == 4

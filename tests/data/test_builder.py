@@ -47,7 +47,8 @@ def test_qvhighlights_real_annotations(tmp_path, shared_data_dir, feature_writer
     }
     records = {split: read_annotations(qvh / name)[:N] for split, name in files.items()}
     features = tmp_path / "features"
-    # slowfast 80 rows, clip 78 rows: cut to the shortest (78), then to max_video_length 75; text 40 -> 32 rows.
+    # slowfast 80 rows, clip 78 rows: cut to the shortest (78); then to max_video_length 75 in the train split only
+    # (evaluation rows keep every clip: the collator slides windows over longer videos); text 40 -> 32 rows.
     sizes = {"slowfast_features": 80, "clip_features": 78}
     for split_records in records.values():
         feature_writer(features, split_records, num_clips=lambda r, folder: sizes[folder], num_tokens=40)
@@ -63,13 +64,14 @@ def test_qvhighlights_real_annotations(tmp_path, shared_data_dir, feature_writer
     row = ds["validation"][0]
     vid, qid = records["validation"][0]["vid"], records["validation"][0]["qid"]
     assert isinstance(row["video_features"], torch.Tensor) and row["video_features"].dtype == torch.float32
-    assert tuple(row["video_features"].shape) == (75, 8 + 4) and tuple(row["text_features"].shape) == (32, 6)
-    sf = np.load(features / "slowfast_features" / f"{vid}.npz")["features"][:75]
-    clip = np.load(features / "clip_features" / f"{vid}.npz")["features"][:75]
+    assert tuple(row["video_features"].shape) == (78, 8 + 4) and tuple(row["text_features"].shape) == (32, 6)
+    sf = np.load(features / "slowfast_features" / f"{vid}.npz")["features"][:78]
+    clip = np.load(features / "clip_features" / f"{vid}.npz")["features"][:78]
     expected = np.concatenate([_normalised(sf), _normalised(clip)], axis=1)
     np.testing.assert_allclose(row["video_features"].numpy(), expected, rtol=1e-5, atol=1e-6)
     text = np.load(features / "clip_text_features" / f"qid{qid}.npz")["last_hidden_state"][:32]
     np.testing.assert_allclose(row["text_features"].numpy(), _normalised(text), rtol=1e-5, atol=1e-6)
+    assert tuple(ds["train"][0]["video_features"].shape) == (75, 8 + 4)
 
     settings = get_dataset_settings("qvhighlights", data_dir=qvh, cache_dir=tmp_path / "cache", feature_root=features)
     assert settings.clip_length == 2.0 and settings.max_video_length == 75 and settings.max_query_length == 32
@@ -122,6 +124,7 @@ def test_layout_config_and_overrides(tmp_path, tiny_layout):
     capped = _load_tiny(tiny_layout, tmp_path / "c", max_video_length=6, max_query_length=3, with_saliency=False)
     row = capped["train"][0]
     assert tuple(row["video_features"].shape) == (6, 12) and tuple(row["text_features"].shape) == (3, 6)
+    assert tuple(capped["validation"][0]["video_features"].shape) == (10, 12)  # evaluation rows are never cut
     assert row["saliency_scores"] == []
     assert row["relevant_windows"] == tiny_layout["records"]["train"][0]["relevant_windows"]
 

@@ -1,5 +1,8 @@
 """`td-detr evaluate`: predict a data set with a trained model, write `predictions.jsonl` (standard submission format)
-and `metrics.json` (the keys of `td-detr score`), and print the metrics table."""
+and `metrics.json` (the keys of `td-detr score`), and print the metrics table. The model's processor (saved with it)
+supplies the clip length (`--clip-length` is only needed for models saved without one) and checks each feature type's
+width; videos longer than the model's maximum are predicted in half-overlapping windows (or refused with
+`--long-videos refuse`)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 from ..errors import TDDetrInputError
 from .data_options import add_data_arguments, resolve_data
 from .model_loading import load_model
-from .video_options import add_plot_argument, plot_evaluated_query
+from .video_options import add_long_video_argument, add_plot_argument, plot_evaluated_query
 
 
 def add_parser(subparsers) -> None:
@@ -22,8 +25,31 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output-dir", required=True, help="where predictions.jsonl and metrics.json go")
     parser.add_argument("--batch-size", type=int, default=64)
     add_data_arguments(parser)
+    add_long_video_argument(parser)
     add_plot_argument(parser, with_qid=True)
     parser.set_defaults(func=run)
+
+
+def load_model_and_data(args):
+    """The model, its processor (``--long-videos`` applied) and the evaluation data, checked against each other:
+    clip length and every feature type's width. Returns (model, processor, data, dataset)."""
+    from ..processing_td_detr import load_processor
+
+    model = load_model(args.model)
+    processor = load_processor(args.model, model.config, long_video=args.long_videos)
+    if args.clip_length is None:
+        args.clip_length = processor.clip_length
+    data = resolve_data(args, need_train=False)
+    if data.eval_split is None:
+        raise TDDetrInputError("the data set has no split to evaluate (give --eval-split or --eval-file)")
+    if data.settings.clip_length != processor.clip_length:
+        raise TDDetrInputError(f"the data has {data.settings.clip_length:g}-s clips but the model was trained on "
+                               f"{processor.clip_length:g}-s clips")
+    processor.check_video_feature_dims(data.settings.video_feature_dims, where="the data")
+    if data.settings.text_feature_dim != model.config.text_feature_size:
+        raise TDDetrInputError(f"the data has {data.settings.text_feature_dim}-d text features but the model "
+                               f"expects {model.config.text_feature_size}")
+    return model, processor, data, data.splits[data.eval_split]
 
 
 def run(args) -> int:
@@ -32,20 +58,8 @@ def run(args) -> int:
     from ..metrics import evaluate_submission, format_metrics_table
     from ..data.ground_truth import ground_truth_records
 
-    model = load_model(args.model)
-    data = resolve_data(args, need_train=False)
-    if data.eval_split is None:
-        raise TDDetrInputError("the data set has no split to evaluate (give --eval-split or --eval-file)")
-    dataset = data.splits[data.eval_split]
-    sizes = (sum(data.settings.video_feature_dims), data.settings.text_feature_dim)
-    expected = (model.config.video_feature_size, model.config.text_feature_size)
-    if sizes != expected:
-        raise TDDetrInputError(f"the data has {sizes[0]}-d video / {sizes[1]}-d text features but the model "
-                               f"expects {expected[0]} / {expected[1]}")
-    if data.settings.clip_length != model.config.clip_length:
-        raise TDDetrInputError(f"the data has {data.settings.clip_length}-s clips but the model was trained on "
-                               f"{model.config.clip_length}-s clips")
-    collator = DataCollatorForMomentRetrieval.from_config(model.config, training=False)
+    model, processor, data, dataset = load_model_and_data(args)
+    collator = DataCollatorForMomentRetrieval.from_config(model.config, training=False, processor=processor)
     records = predict_dataset(model, dataset, collator, batch_size=args.batch_size)
 
     output_dir = Path(args.output_dir)
@@ -54,11 +68,11 @@ def run(args) -> int:
         for record in records:
             handle.write(json.dumps(record) + "\n")
     ground_truth = ground_truth_records(dataset)
-    plot_evaluated_query(args, records, ground_truth, model.config.clip_length)
+    plot_evaluated_query(args, records, ground_truth, processor.clip_length)
     if not all(record.get("relevant_windows") for record in ground_truth):
         print(f"wrote {output_dir / 'predictions.jsonl'} ({len(records)} queries); the split has no ground truth")
         return 0
-    metrics = evaluate_submission(records, ground_truth, clip_length=model.config.clip_length)
+    metrics = evaluate_submission(records, ground_truth, clip_length=processor.clip_length)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"{data.name} / {data.eval_split}: {len(records)} queries")
     print(format_metrics_table(metrics))

@@ -8,8 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import TDDetrInputError
-from .data_options import add_data_arguments, resolve_data
+from .data_options import add_data_arguments
+from .video_options import add_long_video_argument
 
 
 def add_parser(subparsers) -> None:
@@ -26,20 +26,18 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     add_data_arguments(parser)
+    add_long_video_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..spurious.report import format_spurious_report, spurious_evaluation
-    from .model_loading import load_model
+    from .evaluate import load_model_and_data
 
-    model = load_model(args.model)
-    data = resolve_data(args, need_train=False)
-    if data.eval_split is None:
-        raise TDDetrInputError("the data set has no split to evaluate (give --eval-split or --eval-file)")
+    model, processor, data, _ = load_model_and_data(args)
     report = spurious_evaluation(
         model, data.settings, data.eval_split, args.output_dir, fill=args.fill, context=args.context,
-        seed=args.seed, cache_dir=args.cache_dir, batch_size=args.batch_size,
+        seed=args.seed, cache_dir=args.cache_dir, batch_size=args.batch_size, processor=processor,
     )
     output = Path(args.output_dir) / "spurious_metrics.json"
     output.write_text(json.dumps(report, indent=2))

@@ -1,5 +1,7 @@
 """`td-detr train`: train TD-DETR (default: on the embedded synthetic data set, a few CPU minutes), evaluate, print
-the metrics table and save the model (safetensors + config + model card + metrics.json + predictions.jsonl)."""
+the metrics table and save the model (safetensors + config + processor + model card + metrics.json +
+predictions.jsonl). The processor (`preprocessor_config.json`: clip length, feature types and widths, caps) is saved
+with the model and with every checkpoint, so evaluation and prediction need no data flags repeated."""
 
 from __future__ import annotations
 
@@ -68,6 +70,7 @@ def run(args) -> int:
     from ..data.collator import DataCollatorForMomentRetrieval
     from ..metrics import format_metrics_table
     from ..modeling_td_detr import TDDetrForMomentRetrieval
+    from ..processing_td_detr import TDDetrProcessor
     from ..training import TDDetrTrainer, preset_for, model_config_for, training_arguments
     from .model_loading import load_config_or_model
 
@@ -88,8 +91,11 @@ def run(args) -> int:
         model = TDDetrForMomentRetrieval.from_pretrained(pretrained, config=config)
     else:
         model = TDDetrForMomentRetrieval(config)
-    train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, seed=seed)
-    eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False, seed=seed)
+    feature_types = data.settings.processor().video_feature_types
+    processor = TDDetrProcessor.from_model_config(
+        config, video_feature_types=feature_types, video_feature_dims=list(data.settings.video_feature_dims))
+    train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, seed=seed, processor=processor)
+    eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False, seed=seed, processor=processor)
 
     overrides = dict(seed=seed, data_seed=seed)
     if args.epochs is not None:
@@ -114,6 +120,7 @@ def run(args) -> int:
         eval_dataset=data.splits[data.eval_split] if data.eval_split else None,
         data_collator=train_collator,
         eval_data_collator=eval_collator,
+        processing_class=processor,
         lr_drop_epochs=preset.lr_drop_epochs,
         lr_gamma=preset.lr_gamma,
     )
@@ -134,7 +141,7 @@ def run(args) -> int:
         if metrics is not None:
             print(f"\nmetrics on {data.name} / {data.eval_split} ({len(trainer.last_predictions)} queries):")
             print(format_metrics_table(metrics))
-        save_trained_model(trainer.model, output_dir, metrics, trainer.last_predictions, data, args)
+        save_trained_model(trainer.model, processor, output_dir, metrics, trainer.last_predictions, data, args)
         print(f"\nsaved to {output_dir}")
     return 0
 
@@ -148,10 +155,12 @@ def _latest_checkpoint(folder: Path) -> str | None:
     return str(checkpoints[-1])
 
 
-def save_trained_model(model, output_dir: Path, metrics, predictions, data, args) -> None:
-    """Weights + config (+ model card when the hub module is present), metrics.json and predictions.jsonl."""
+def save_trained_model(model, processor, output_dir: Path, metrics, predictions, data, args) -> None:
+    """Weights + config + processor (+ model card when the hub module is present), metrics.json and
+    predictions.jsonl."""
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
     if metrics is not None:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if predictions:

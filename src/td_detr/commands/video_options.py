@@ -20,6 +20,13 @@ def add_video_arguments(parser) -> None:
                        help=f"CLIP checkpoint (Hub name or folder) for --video (default {DEFAULT_CLIP_MODEL})")
 
 
+def add_long_video_argument(parser) -> None:
+    """``--long-videos window|refuse``: what to do with a video longer than the model's maximum."""
+    parser.add_argument("--long-videos", choices=("window", "refuse"), default="window",
+                        help="a video longer than the model's max_video_length clips: predict it in half-overlapping "
+                             "windows shifted to absolute time, pooled and de-duplicated (default), or refuse it")
+
+
 def add_plot_argument(parser, with_qid: bool = False) -> None:
     """``--plot out.png`` (and ``--plot-qid N`` for commands that predict many queries)."""
     parser.add_argument("--plot", metavar="OUT.png", help="draw saliency and the top windows to this PNG")
@@ -48,9 +55,14 @@ def run_video_predict(args) -> int:
     from ..pipeline import moment_retrieval_pipeline
     from .model_loading import load_model
 
+    from ..processing_td_detr import load_processor
+
     model = load_model(args.model)
-    pipe = moment_retrieval_pipeline(model, clip_model=args.clip_model, device=getattr(args, "device", None))
-    result = pipe(args.video, args.query)
+    processor = load_processor(args.model, model.config, long_video=getattr(args, "long_videos", "window"))
+    pipe = moment_retrieval_pipeline(model, clip_model=args.clip_model, device=getattr(args, "device", None),
+                                     processor=processor)
+    options = {"duration": args.duration} if getattr(args, "duration", None) else {}
+    result = pipe(args.video, args.query, **options)
     windows = [[w["start"], w["end"], w["score"]] for w in result["windows"]]
     record = {"query": args.query, "video": str(args.video), "duration": result["duration"],
               "pred_relevant_windows": windows, "pred_saliency_scores": result["saliency"]}

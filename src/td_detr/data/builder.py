@@ -2,7 +2,7 @@
 
 Three configs:
 
-* ``qvhighlights``: clip 2 s, video capped at 75 clips, query at 32 tokens, saliency kept. ``data_dir`` holds
+* ``qvhighlights``: clip 2 s, model input capped at 75 clips, query at 32 tokens, saliency kept. ``data_dir`` holds
   ``highlight_{train,val,test}_release.jsonl`` (``highlight_test_with_gt.jsonl`` is preferred for ``test`` when present)
   and the feature folders ``slowfast_features/``, ``clip_features/``, ``clip_text_features/``.
 * ``charades_sta``: clip 1 s, no video cap, query capped at 100 tokens, no saliency;
@@ -12,7 +12,12 @@ Three configs:
   (which ``td-detr make-synthetic`` writes).
 
 File names are relative to ``data_dir`` unless absolute; feature folders are relative to ``feature_root`` (default
-``data_dir``). Feature sizes are read from the files. ``max_video_length`` / ``max_query_length`` of None or -1 mean
+``data_dir``). Feature sizes are read from the files. Rows are prepared by a
+:class:`~td_detr.processing_td_detr.TDDetrProcessor` (per-type widths checked, L2-normalised, cut to the shortest type,
+concatenated; text cut to ``max_query_length``). ``max_video_length`` (what the model takes in one row) cuts the rows
+of the ``train`` split only, as the official training loader does; every other split keeps all clips and the
+evaluation collator slides windows over longer videos, so no evaluated video is cut silently (evaluating the ``train``
+split sees its cut rows). ``max_video_length`` / ``max_query_length`` of None or -1 mean
 no cap (stored as -1: ``datasets`` drops ``None`` overrides). ``max_samples`` keeps the first N records of each split.
 
 Caching: the cache directory follows the builder's source code, the annotation files' contents (they are passed as
@@ -41,11 +46,10 @@ from . import layout
 from .layout import (
     TEXT_FEATURE_KEY,
     VIDEO_FEATURE_KEY,
-    l2_normalize_rows,
-    load_text_features,
     load_video_feature_types,
     read_annotations,
     read_feature_array,
+    text_feature_path,
     video_feature_path,
 )
 
@@ -90,6 +94,19 @@ class DatasetSettings:
     video_feature_dims: tuple  # one per feature type; video_features has sum(video_feature_dims) columns
     text_feature_dim: int
 
+    def processor(self, **kwargs):
+        """A :class:`~td_detr.processing_td_detr.TDDetrProcessor` for these features (feature types named by their
+        folders); ``kwargs`` override its settings."""
+        from ..processing_td_detr import TDDetrProcessor
+
+        settings = dict(
+            clip_length=self.clip_length, max_video_length=self.max_video_length,
+            max_query_length=self.max_query_length, video_feature_types=[os.path.basename(os.path.normpath(d))
+                                                                         for d in self.video_feature_dirs],
+            video_feature_dims=list(self.video_feature_dims), text_feature_dim=self.text_feature_dim,
+        )
+        return TDDetrProcessor(**{**settings, **kwargs})
+
 
 def _file_metadata(path: str) -> tuple:
     """Origin metadata for a data file: size, mtime and a content hash, so any edit changes the cache key."""
@@ -116,7 +133,9 @@ def _folders_fingerprint(folders) -> str:
 def _code_hash() -> str:
     """Hash of the loading code, so a change in how rows are built invalidates old caches."""
     digest = hashlib.sha256()
-    for module_file in (__file__, layout.__file__):
+    from .. import processing_td_detr
+
+    for module_file in (__file__, layout.__file__, processing_td_detr.__file__):
         digest.update(Path(module_file).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -344,9 +363,16 @@ class MomentRetrievalBuilder(datasets.GeneratorBasedBuilder):
             for split, files in self.config.data_files.items()
         ]
 
-    def _load_video(self, vid: str) -> np.ndarray:
+    @property
+    def processor(self):
+        """The :class:`~td_detr.processing_td_detr.TDDetrProcessor` that prepares this data set's rows."""
+        if getattr(self, "_processor", None) is None:
+            self._processor = self.settings.processor()
+        return self._processor
+
+    def _load_video(self, vid: str, max_length: int) -> np.ndarray:
         cfg = self.config
-        types = load_video_feature_types(vid, cfg.video_feature_dirs, cfg.max_video_length)
+        types = load_video_feature_types(vid, cfg.video_feature_dirs, max_length)
         sizes = self._feature_sizes()
         for folder, array in zip(cfg.video_feature_dirs, types):
             expected, reference = sizes[folder]
@@ -355,7 +381,7 @@ class MomentRetrievalBuilder(datasets.GeneratorBasedBuilder):
                     f"feature size mismatch in {folder}: {video_feature_path(folder, vid)} has {array.shape[1]} "
                     f"columns but {reference} has {expected}"
                 )
-        return np.concatenate([l2_normalize_rows(array) for array in types], axis=1)
+        return self.processor.prepare_video(types)
 
     def _generate_examples(self, split: str, annotation_path: str):
         cfg = self.config
@@ -364,16 +390,18 @@ class MomentRetrievalBuilder(datasets.GeneratorBasedBuilder):
             records = records[: cfg.max_samples]
         text_dim, text_reference = self._feature_sizes()[cfg.text_feature_dir]
         load_video = functools.lru_cache(maxsize=4)(self._load_video)  # Charades has ~2.3 queries per video
+        max_length = cfg.max_video_length if split == "train" else NO_LIMIT
         for record in records:
             qid, vid = record["qid"], record["vid"]
             try:
-                video = load_video(vid)
-                text = load_text_features(qid, cfg.text_feature_dir, cfg.max_query_length)
+                video = load_video(vid, max_length)
+                text = read_feature_array(text_feature_path(cfg.text_feature_dir, qid), TEXT_FEATURE_KEY)
                 if text.shape[1] != text_dim:
                     raise TDDetrInputError(
                         f"feature size mismatch in {cfg.text_feature_dir}: qid{qid}.npz has {text.shape[1]} columns "
                         f"but {text_reference} has {text_dim}"
                     )
+                text = self.processor.prepare_text(text)
             except TDDetrInputError as error:
                 raise TDDetrInputError(f"{split} split ({annotation_path}), qid {qid}, vid '{vid}': {error}") from None
             keep_saliency = cfg.with_saliency and "saliency_scores" in record

@@ -1,8 +1,11 @@
 """``DataCollatorForMomentRetrieval``: dataset rows → a model batch (interfaces.md "A model batch").
 
-Evaluation collators pad and label. Training collators first run the video synthesizer (:mod:`.synthesis`) on the
-batch, so a training step sees originals and synthesized videos side by side (how many: see
-:meth:`.synthesis.VideoSynthesizer.compose`; about 1.5·B samples with the defaults).
+Rows hold model-ready features (prepared by :class:`~td_detr.processing_td_detr.TDDetrProcessor`, which the builder
+uses); the collator's processor pads them. Evaluation collators pad and label; a video longer than the processor's
+``max_video_length`` becomes several half-overlapping rows (its ``meta`` entry lists their first clips in
+``window_starts``; such a batch has no labels), or is refused when the processor says ``long_video="refuse"``.
+Training collators run the video synthesizer (:mod:`.synthesis`) on the batch, so a training step sees originals and synthesized videos side by side
+(how many: see :meth:`.synthesis.VideoSynthesizer.compose`; about 1.5·B samples with the defaults).
 
 Randomness (window subsets, saliency easy pairs, the synthesizer) comes from a ``numpy.random.Generator``:
 
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import TDDetrInputError
+from ..processing_td_detr import TDDetrProcessor
 from .labels import PSEUDO_LABEL_CLIP_MODES, row_labels
 from .synthesis import BatchComposition, VideoSynthesizer, moment_blocks, remap_moment
 
@@ -137,8 +141,11 @@ class DataCollatorForMomentRetrieval:
 
     Args (the synthesis ones are ignored unless ``training``; names match :class:`TDDetrConfig`):
         training: run the synthesizer (never in evaluation).
+        processor: the model's :class:`~td_detr.processing_td_detr.TDDetrProcessor`; when given, ``clip_length``,
+            ``max_video_length`` and ``max_query_length`` are taken from it, otherwise it is made from them.
         clip_length: seconds per clip; span labels divide windows by ``ctx_l * clip_length``.
-        max_video_length: cap on synthesized lengths when ``synthesis_cap_length`` (rows are padded, never cut).
+        max_video_length: cap on synthesized lengths when ``synthesis_cap_length`` (training rows are padded, never
+            cut: the builder cuts the train split); evaluation cuts longer videos into windows of this many clips.
         max_query_length: text tokens kept per row (None: all).
         max_windows: windows kept per query in the labels, a random subset when there are more.
         synthesis_pairing, synthesis_alpha, synthesis_length_jitter, synthesis_sampling, synthesis_keep_originals,
@@ -168,9 +175,19 @@ class DataCollatorForMomentRetrieval:
     synthesis_anchor_fraction: float = 0.5
     pseudo_label_clip: str = "clip_length"
     seed: int = 0
+    processor: TDDetrProcessor | None = field(default=None, repr=False)
     synthesizer: VideoSynthesizer | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self):
+        if self.processor is None:
+            self.processor = TDDetrProcessor(
+                clip_length=self.clip_length, max_video_length=self.max_video_length,
+                max_query_length=self.max_query_length,
+            )
+        else:
+            self.clip_length = self.processor.clip_length
+            self.max_video_length = self.processor.max_video_length
+            self.max_query_length = self.processor.max_query_length
         if self.pseudo_label_clip not in PSEUDO_LABEL_CLIP_MODES:
             raise TDDetrInputError(
                 f"pseudo_label_clip must be one of {PSEUDO_LABEL_CLIP_MODES}, got {self.pseudo_label_clip!r}"
@@ -192,7 +209,8 @@ class DataCollatorForMomentRetrieval:
 
     @classmethod
     def from_config(cls, config, training: bool, seed: int = 0, **overrides) -> "DataCollatorForMomentRetrieval":
-        """Build from any object with :data:`CONFIG_FIELDS` attributes (missing ones keep their defaults)."""
+        """Build from any object with :data:`CONFIG_FIELDS` attributes (missing ones keep their defaults); a
+        ``processor`` override supplies clip length and caps."""
         kwargs = {name: getattr(config, name) for name in CONFIG_FIELDS if hasattr(config, name)}
         kwargs.update(overrides)
         return cls(training=training, seed=seed, **kwargs)
@@ -207,6 +225,15 @@ class DataCollatorForMomentRetrieval:
 
     def __call__(self, rows) -> dict:
         columns = _parse_rows(rows, self.max_query_length)
+        if not self.training:
+            starts = []
+            for qid, video in zip(columns.qid, columns.video):
+                try:
+                    starts.append(self.processor.window_starts(len(video)))
+                except TDDetrInputError as error:
+                    raise TDDetrInputError(f"qid {qid}: {error}") from None
+            if max(len(s) for s in starts) > 1:
+                return self._windowed_batch(columns)
         rng = self._rng(columns)
         has_windows = np.array([len(w) > 0 for w in columns.windows])
         if has_windows.any() and not has_windows.all():
@@ -281,6 +308,18 @@ class DataCollatorForMomentRetrieval:
         if with_labels:
             batch["labels"] = labels
         batch["meta"] = meta
+        return batch
+
+    def _windowed_batch(self, columns: _Rows) -> dict:
+        """An evaluation batch with a video longer than ``max_video_length``: the processor's windows, no labels."""
+        inputs, starts = self.processor.pad(columns.video, columns.text)
+        batch = {name: torch.from_numpy(array) for name, array in inputs.items()}
+        batch["meta"] = [
+            {"qid": qid, "vid": vid, "query": query, "clip_length": float(self.clip_length), "synthetic": False,
+             "duration": float(duration), "relevant_windows": windows.tolist(), "window_starts": video_starts}
+            for qid, vid, query, duration, windows, video_starts in zip(
+                columns.qid, columns.vid, columns.query, columns.duration, columns.windows, starts)
+        ]
         return batch
 
     def _compose(self, columns: _Rows, padded: np.ndarray, lengths: np.ndarray, rng: np.random.Generator):

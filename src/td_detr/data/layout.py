@@ -6,9 +6,10 @@ A data set is a few annotation JSONL files (one (query, video) pair per line) pl
   with key ``features`` of shape [clips, dim] (a ``{vid}.npy`` file is accepted too, as some releases ship those);
 * one text feature folder holding ``qid{qid}.npz`` with key ``last_hidden_state`` of shape [tokens, dim].
 
-Loading follows QD-DETR: every video feature type is L2-normalised row by row on its own, all types are cut to the
-shortest of them (and to ``max_length``), then concatenated along channels. Text rows are L2-normalised the same way.
-No temporal endpoint feature is appended here; the model adds it.
+Reading is done here; preparing the arrays for the model (per-type L2 normalisation, cut to the shortest type,
+concatenation; QD-DETR's rule) is :class:`td_detr.processing_td_detr.TDDetrProcessor`'s job, which
+:func:`load_video_features` / :func:`load_text_features` call. No temporal endpoint feature is appended; the model adds
+it.
 
 Annotation checks are strict: a window must satisfy ``0 <= st < ed <= duration`` (a window ending exactly at the
 duration, as many Charades-STA windows do, is fine). Anything else is an error that names the file, line and qid,
@@ -217,20 +218,21 @@ def load_video_feature_types(
 
 
 def load_video_features(vid: str, video_feature_dirs: Sequence[PathLike], max_length: int | None = None) -> np.ndarray:
-    """Video features of ``vid`` as the model consumes them: [L, sum(dims)] float32.
-
-    Each type is L2-normalised per row on its own (so every type weighs the same), cut to the shortest type and
-    to ``max_length``, then the types are concatenated in folder order. No TEF.
+    """Video features of ``vid`` as the model consumes them: [L, sum(dims)] float32, cut to ``max_length`` clips
+    (the types in folder order, prepared by :meth:`TDDetrProcessor.prepare_video`). No TEF.
     """
-    types = load_video_feature_types(vid, video_feature_dirs, max_length)
-    return np.concatenate([l2_normalize_rows(array) for array in types], axis=1)
+    from ..processing_td_detr import TDDetrProcessor  # lazy: reading files needs no transformers
+
+    return TDDetrProcessor().prepare_video(load_video_feature_types(vid, video_feature_dirs, max_length))
 
 
 def load_text_features(qid: int, text_feature_dir: PathLike, max_length: int | None = None) -> np.ndarray:
-    """Text features of ``qid``: the first ``max_length`` token rows, each L2-normalised; [T, Dt] float32."""
+    """Text features of ``qid`` as the model consumes them: the first ``max_length`` token rows, normalised by
+    :meth:`TDDetrProcessor.prepare_text`; [T, Dt] float32."""
+    from ..processing_td_detr import TDDetrProcessor
+
     array = read_feature_array(text_feature_path(text_feature_dir, qid), TEXT_FEATURE_KEY)
-    cap = _cap(max_length)
-    return l2_normalize_rows(array if cap is None else array[:cap])
+    return TDDetrProcessor(max_query_length=_cap(max_length) or None).prepare_text(array)
 
 
 def write_video_features(folder: PathLike, vid: str, array: np.ndarray) -> Path:

@@ -20,7 +20,8 @@ from pathlib import Path
 SPURIOUS_KEYS = {"Spurious-R1@0.5": "MR-full-R1@0.5", "Spurious-R1@0.7": "MR-full-R1@0.7", "Spurious-mAP": "MR-full-mAP"}
 
 
-def _evaluate_layout(model, annotation_file, video_feature_dirs, text_feature_dir, settings, cache_dir, batch_size):
+def _evaluate_layout(model, processor, annotation_file, video_feature_dirs, text_feature_dir, settings, cache_dir,
+                     batch_size):
     from ..data.builder import load_moment_retrieval_dataset
     from ..data.collator import DataCollatorForMomentRetrieval
     from ..data.ground_truth import ground_truth_records
@@ -39,24 +40,27 @@ def _evaluate_layout(model, annotation_file, video_feature_dirs, text_feature_di
         cache_dir=cache_dir,
     )
     dataset = splits["validation"]
-    collator = DataCollatorForMomentRetrieval.from_config(model.config, training=False)
+    collator = DataCollatorForMomentRetrieval.from_config(model.config, training=False, processor=processor)
     records = predict_dataset(model, dataset, collator, batch_size=batch_size)
     return evaluate_submission(records, ground_truth_records(dataset), clip_length=settings.clip_length), records
 
 
 def spurious_evaluation(
     model, settings, split: str, output_dir, *, fill: str = "noise", context: str = "similarity", seed: int = 0,
-    cache_dir=None, batch_size: int = 64,
+    cache_dir=None, batch_size: int = 64, processor=None,
 ) -> dict:
     """Run the three evaluations of `split` of a data set (`settings`: a resolved
-    :class:`~td_detr.data.builder.DatasetSettings`). Returns {"standard": brief, "masked": {Spurious-* and the
-    masked split's brief}, "dynamic_context": brief, "splits": {name: annotation file}}."""
+    :class:`~td_detr.data.builder.DatasetSettings`) with the model's `processor` (default: made from its config).
+    Returns {"standard": brief, "masked": {Spurious-* and the masked split's brief}, "dynamic_context": brief, "splits": {name: annotation file}}."""
+    from ..processing_td_detr import TDDetrProcessor
     from .splits import write_dynamic_context_split, write_masked_split
+
+    processor = processor or TDDetrProcessor.from_model_config(model.config)
 
     output_dir = Path(output_dir)
     annotation = settings.annotation_files[split]
     video_dirs, text_dir = settings.video_feature_dirs, settings.text_feature_dir
-    standard, _ = _evaluate_layout(model, annotation, video_dirs, text_dir, settings, cache_dir, batch_size)
+    standard, _ = _evaluate_layout(model, processor, annotation, video_dirs, text_dir, settings, cache_dir, batch_size)
 
     report = {"standard": standard["brief"], "splits": {}}
     writers = {
@@ -70,7 +74,7 @@ def spurious_evaluation(
         split_file = write(folder)
         report["splits"][name] = str(split_file)
         metrics, _ = _evaluate_layout(
-            model, split_file, [folder / Path(d).name for d in video_dirs], folder / Path(text_dir).name, settings,
+            model, processor, split_file, [folder / Path(d).name for d in video_dirs], folder / Path(text_dir).name, settings,
             cache_dir, batch_size,
         )
         report[name] = metrics["brief"]

@@ -39,7 +39,6 @@ MASK_FILLS = ("noise", "zeros", "other")
 CONTEXT_PAIRINGS = ("similarity", "random")
 PLACEMENTS = ("random", "keep")
 TEXT_FILE_MODES = ("link", "copy", "symlink")
-_L2_EPS = 1e-5  # the loader's x / (||x|| + eps)
 
 
 def _record_rng(seed: int, qid) -> np.random.Generator:
@@ -155,10 +154,10 @@ def dynamic_context(
 
 
 def _similarity_units(feature_types: Sequence[np.ndarray]) -> np.ndarray:
-    """Clip unit vectors of the model's input (each type L2-normalised as the loader does, concatenated)."""
-    length = min(len(x) for x in feature_types)
-    parts = [x[:length] / (np.linalg.norm(x[:length], axis=1, keepdims=True) + _L2_EPS) for x in feature_types]
-    return clip_unit_vectors(np.concatenate(parts, axis=1))
+    """Clip unit vectors of the model's input (the raw types prepared as the processor does for the model)."""
+    from ..processing_td_detr import TDDetrProcessor
+
+    return clip_unit_vectors(TDDetrProcessor().prepare_video(feature_types))
 
 
 def choose_context_videos(
