@@ -20,6 +20,7 @@ _EXPORTS = {
     "TDDetrModelOutput": "modeling_td_detr",
     "TDDetrMomentRetrievalOutput": "modeling_td_detr",
     "TDDetrPreTrainedModel": "modeling_td_detr",
+    "TDDetrProcessor": "processing_td_detr",
     "post_process_moment_retrieval": "postprocessing",
 }
 
