@@ -90,6 +90,22 @@ def merge_window_predictions(
     return windows, totals / counts
 
 
+def pad_rows(arrays: Sequence[np.ndarray], extra_rows: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded [B, Lmax, D] float32 rows as a flat [B·Lmax + extra_rows, D] buffer (extra zero rows: a padding
+    source for the synthesizer's gathers), and the lengths."""
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    width = int(lengths.max())
+    flat = np.zeros((len(arrays) * width + extra_rows, arrays[0].shape[1]), dtype=np.float32)
+    for i, array in enumerate(arrays):
+        flat[i * width: i * width + len(array)] = array
+    return flat, lengths
+
+
+def length_mask(lengths: np.ndarray, width: int) -> np.ndarray:
+    """[B, width] float32 mask, 1 for the first ``lengths[b]`` positions."""
+    return (np.arange(width) < np.asarray(lengths)[:, None]).astype(np.float32)
+
+
 def _as_array(value, what: str) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().float().cpu().numpy()
@@ -270,12 +286,9 @@ class TDDetrProcessor(FeatureExtractionMixin):
             row_texts += [text] * len(video_starts)
         inputs = {}
         for name, arrays in (("video", rows), ("text", row_texts)):
-            lengths = np.array([len(array) for array in arrays])
-            padded = np.zeros((len(arrays), lengths.max(), arrays[0].shape[1]), dtype=np.float32)
-            for index, array in enumerate(arrays):
-                padded[index, : len(array)] = array
-            inputs[f"{name}_features"] = padded
-            inputs[f"{name}_mask"] = (np.arange(lengths.max()) < lengths[:, None]).astype(np.float32)
+            flat, lengths = pad_rows(arrays)
+            inputs[f"{name}_features"] = flat.reshape(len(arrays), int(lengths.max()), -1)
+            inputs[f"{name}_mask"] = length_mask(lengths, int(lengths.max()))
         return inputs, [s.tolist() for s in starts]
 
     def __call__(self, videos, texts, return_tensors: str | None = "pt", window_stride: int | None = None
@@ -354,4 +367,5 @@ def load_processor(name_or_path, config, **overrides) -> TDDetrProcessor:
     return processor
 
 
-__all__ = ["TDDetrProcessor", "load_processor", "merge_window_predictions", "sliding_window_starts", "temporal_nms"]
+__all__ = ["TDDetrProcessor", "length_mask", "load_processor", "merge_window_predictions", "pad_rows",
+           "sliding_window_starts", "temporal_nms"]

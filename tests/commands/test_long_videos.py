@@ -1,5 +1,5 @@
 """Videos longer than the model's maximum (issue 12 §1): a moment planted at 300-320 s of a 400-s video is found by
-`td-detr evaluate` (through a data folder and through --eval-file) and by `td-detr predict`; the model never sees more
+`td-detr evaluate` (through a data folder and through --eval-file), `td-detr spurious-eval` and `td-detr predict`; the model never sees more
 than `max_video_length` clips in one row; no window lies outside [0, duration]; `--long-videos refuse` and a
 non-positive `--duration` exit 2.
 
@@ -133,6 +133,17 @@ def test_evaluate_finds_it_through_an_eval_file_without_repeating_the_clip_lengt
                  "--cache-dir", str(root / "cache")]) == 0
     assert clips_seen and max(clips_seen) <= MAX_CLIPS
     _check_predictions(out / "predictions.jsonl")
+
+
+def test_spurious_eval_windows_long_videos(long_video_setup, clips_seen, tmp_path):
+    model_dir, data, root = long_video_setup
+    out = tmp_path / "spurious"
+    assert main(["spurious-eval", "--model", str(model_dir), "--data-dir", str(data), "--output-dir", str(out),
+                 "--cache-dir", str(root / "cache")]) == 0
+    assert clips_seen and max(clips_seen) <= MAX_CLIPS
+    report = json.loads((out / "spurious_metrics.json").read_text())
+    assert report["standard"]["MR-full-R1@0.5"] == 100.0  # the untouched split: both moments found
+    assert report["masked"]["Spurious-R1@0.5"] == 0.0  # erased moments: nothing left for the oracle to find
 
 
 def test_predict_finds_it_and_keeps_windows_inside_the_duration(long_video_setup, clips_seen, capsys):

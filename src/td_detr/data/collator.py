@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import TDDetrInputError
-from ..processing_td_detr import TDDetrProcessor
+from ..processing_td_detr import TDDetrProcessor, length_mask, pad_rows
 from .labels import PSEUDO_LABEL_CLIP_MODES, row_labels
 from .synthesis import BatchComposition, VideoSynthesizer, moment_blocks, remap_moment
 
@@ -113,20 +113,6 @@ def _parse_rows(rows, max_query_length) -> _Rows:
         if len(widths) > 1:
             raise TDDetrInputError(f"{name} widths differ within the batch: {sorted(widths)} (qids {columns.qid})")
     return columns
-
-
-def _pad(arrays: list[np.ndarray], extra_rows: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-padded [B, Lmax, D] (as a flat [B·Lmax + extra_rows, D] buffer) and the lengths."""
-    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
-    width = int(lengths.max())
-    flat = np.zeros((len(arrays) * width + extra_rows, arrays[0].shape[1]), dtype=np.float32)
-    for i, array in enumerate(arrays):
-        flat[i * width : i * width + len(array)] = array
-    return flat, lengths
-
-
-def _mask(lengths: np.ndarray, width: int) -> torch.Tensor:
-    return torch.from_numpy((np.arange(width) < lengths[:, None]).astype(np.float32))
 
 
 @dataclass
@@ -242,7 +228,7 @@ class DataCollatorForMomentRetrieval:
         with_labels = bool(has_windows.all())
 
         B = len(columns.qid)
-        video_flat, lengths = _pad(columns.video, extra_rows=1)  # the extra zero row is the padding source
+        video_flat, lengths = pad_rows(columns.video, extra_rows=1)  # the extra zero row is the padding source
         width = int(lengths.max())
         padded = video_flat[: B * width].reshape(B, width, -1)
 
@@ -261,13 +247,13 @@ class DataCollatorForMomentRetrieval:
             moments = None
             video = padded
 
-        text_flat, text_lengths = _pad(columns.text)
+        text_flat, text_lengths = pad_rows(columns.text)
         text = text_flat.reshape(B, int(text_lengths.max()), -1)[composition.moment_row]
         batch = {
             "video_features": torch.from_numpy(np.ascontiguousarray(video)),
-            "video_mask": _mask(composition.lengths, video.shape[1]),
+            "video_mask": torch.from_numpy(length_mask(composition.lengths, video.shape[1])),
             "text_features": torch.from_numpy(np.ascontiguousarray(text)),
-            "text_mask": _mask(text_lengths[composition.moment_row], text.shape[1]),
+            "text_mask": torch.from_numpy(length_mask(text_lengths[composition.moment_row], text.shape[1])),
         }
         labels, meta = [], []
         for out in range(len(composition.lengths)):
