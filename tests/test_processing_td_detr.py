@@ -97,3 +97,13 @@ def test_evaluation_collator_windows_long_rows_and_training_keeps_them():
     with pytest.raises(TDDetrInputError, match="qid 1: the video has 9 clips"):
         DataCollatorForMomentRetrieval(training=False, processor=TDDetrProcessor(max_video_length=4,
                                                                                  long_video="refuse"))(rows)
+
+
+def test_official_decoding_scales_by_the_duration_only_when_asked():
+    outputs = type("Outputs", (), dict(logits=torch.tensor([[[2.0, 0.0]]]), pred_spans=torch.tensor([[[0.5, 0.5]]]),
+                                       saliency_scores=torch.zeros(1, 31), video_mask=torch.ones(1, 31)))
+    kwargs = dict(clip_length=1.0, round_to_clip=False)
+    clips = TDDetrProcessor(**kwargs).post_process_moment_retrieval(outputs, [30.96])[0]["pred_relevant_windows"]
+    official = TDDetrProcessor(span_unit="duration", **kwargs).post_process_moment_retrieval(outputs, [30.96])[0]
+    assert clips[0][:2] == [7.75, 23.25]  # (0.25, 0.75) × 31 clips of 1 s
+    assert official["pred_relevant_windows"][0][:2] == [7.74, 23.22]  # × the 30.96-s duration, as the official code

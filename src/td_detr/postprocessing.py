@@ -25,7 +25,7 @@ def _round4(x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def post_process_moment_retrieval(
     outputs, durations: Sequence[float] | torch.Tensor | None = None, clip_length: float = 2.0,
-    round_to_clip: bool = True,
+    round_to_clip: bool = True, span_seconds: Sequence[float] | torch.Tensor | None = None,
 ) -> list[dict]:
     """Per query `{"pred_relevant_windows": [[start_s, end_s, score], ...] (best first),
     "pred_saliency_scores": [one float per valid clip]}`.
@@ -35,10 +35,14 @@ def post_process_moment_retrieval(
         durations: video duration in seconds per query, only to clamp (None: the clips' span).
         clip_length: seconds per clip: the unit of the spans and the grid for `round_to_clip`.
         round_to_clip: snap window ends to multiples of `clip_length`.
+        span_seconds: per query, the seconds the model's [0, 1] span stands for, instead of valid clips × clip_length
+            (the official decoding passes the durations here).
     """
     # float64 so that the 4-decimal rounding survives the conversion to Python floats
     logits, spans = outputs.logits.double(), outputs.pred_spans.double()
-    span_seconds = outputs.video_mask.double().sum(dim=1).to(spans.device).view(-1, 1, 1) * clip_length
+    if span_seconds is None:
+        span_seconds = outputs.video_mask.double().sum(dim=1).to(spans.device) * clip_length
+    span_seconds = torch.as_tensor(span_seconds, dtype=torch.float64, device=spans.device).view(-1, 1, 1)
     duration = span_seconds
     if durations is not None:
         given = torch.as_tensor(durations, dtype=torch.float64, device=spans.device).view(-1, 1, 1)

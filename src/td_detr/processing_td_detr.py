@@ -26,6 +26,7 @@ from .data.layout import l2_normalize_rows
 from .errors import TDDetrInputError
 
 LONG_VIDEO_MODES = ("window", "refuse")
+SPAN_UNITS = ("clips", "duration")
 NORMALIZATIONS = ("l2", "none")
 DEFAULT_NMS_THRESHOLD = 0.7
 
@@ -140,6 +141,10 @@ class TDDetrProcessor(FeatureExtractionMixin):
         nms_threshold (`float`, *optional*, defaults to 0.7): temporal NMS IoU for pooled windows of a long video
             (`None`: keep all).
         round_to_clip (`bool`, defaults to `True`): round window ends to multiples of `clip_length`.
+        span_unit (`str`, defaults to ``"clips"``): what a predicted [0, 1] span stands for: the clips the model was
+            given (``"clips"``, the convention training uses for its targets) or, for a video predicted in one row with
+            a known duration, that duration (``"duration"``: the official QD-DETR / TD-DETR decoding; the two agree
+            when the features cover the duration, as on QVHighlights). Windowed videos always use clips.
     """
 
     model_input_names = ["video_features", "video_mask", "text_features", "text_mask"]
@@ -158,6 +163,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
         window_stride: int | None = None,
         nms_threshold: float | None = DEFAULT_NMS_THRESHOLD,
         round_to_clip: bool = True,
+        span_unit: str = "clips",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -165,6 +171,8 @@ class TDDetrProcessor(FeatureExtractionMixin):
             raise TDDetrInputError(f"clip_length must be a positive number of seconds, got {clip_length!r}")
         if normalize not in NORMALIZATIONS:
             raise TDDetrInputError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        if span_unit not in SPAN_UNITS:
+            raise TDDetrInputError(f"span_unit must be one of {SPAN_UNITS}, got {span_unit!r}")
         if long_video not in LONG_VIDEO_MODES:
             raise TDDetrInputError(f"long_video must be one of {LONG_VIDEO_MODES}, got {long_video!r}")
         for name, value in (("max_video_length", max_video_length), ("max_query_length", max_query_length),
@@ -192,6 +200,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
         self.window_stride = window_stride
         self.nms_threshold = nms_threshold
         self.round_to_clip = bool(round_to_clip)
+        self.span_unit = span_unit
 
     @classmethod
     def from_model_config(cls, config, **kwargs) -> "TDDetrProcessor":
@@ -325,22 +334,32 @@ class TDDetrProcessor(FeatureExtractionMixin):
         """
         from .postprocessing import post_process_moment_retrieval
 
-        rows = post_process_moment_retrieval(outputs, None, clip_length=self.clip_length,
-                                             round_to_clip=self.round_to_clip)
         if window_starts is None:
-            window_starts = [[0]] * len(rows)
+            window_starts = [[0]] * len(outputs.video_mask)
         if durations is None:
             durations = [None] * len(window_starts)
-        if sum(len(s) for s in window_starts) != len(rows) or len(durations) != len(window_starts):
-            raise ValueError(f"{len(rows)} model rows do not match window_starts {window_starts} / "
+        if sum(len(s) for s in window_starts) != len(outputs.video_mask) or len(durations) != len(window_starts):
+            raise ValueError(f"{len(outputs.video_mask)} model rows do not match window_starts {window_starts} / "
                              f"{len(durations)} durations")
+        # per row: the seconds its [0, 1] span stands for, and the bound of each video's windows
+        span_seconds = (outputs.video_mask.detach().double().sum(dim=1).cpu() * self.clip_length).tolist()
+        official = [self.span_unit == "duration" and len(s) == 1 and d is not None
+                    for s, d in zip(window_starts, durations)]
+        row = 0
+        for starts, duration, use_duration in zip(window_starts, durations, official):
+            if use_duration:
+                span_seconds[row] = float(duration)
+            row += len(starts)
+        rows = post_process_moment_retrieval(outputs, None, clip_length=self.clip_length,
+                                             round_to_clip=self.round_to_clip, span_seconds=span_seconds)
         threshold = self.nms_threshold if nms_threshold is DEFAULT_NMS_THRESHOLD else nms_threshold
         results, first = [], 0
-        for starts, duration in zip(window_starts, durations):
+        for starts, duration, use_duration in zip(window_starts, durations, official):
             records = rows[first: first + len(starts)]
             first += len(starts)
             num_clips = max(start + len(r["pred_saliency_scores"]) for start, r in zip(starts, records))
-            limit = num_clips * self.clip_length if duration is None else min(float(duration), num_clips * self.clip_length)
+            clip_span = num_clips * self.clip_length
+            limit = float(duration) if use_duration else min(clip_span, float(duration or clip_span))
             windows, saliency = merge_window_predictions(records, starts, self.clip_length, num_clips, limit, threshold)
             results.append({"pred_relevant_windows": windows[:top_k].tolist(),
                             "pred_saliency_scores": saliency.tolist()})
