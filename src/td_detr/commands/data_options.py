@@ -39,6 +39,14 @@ class ResolvedData:
     eval_split: str | None
 
 
+def dataset_name(args) -> str:
+    """The data set the flags name, before loading anything: "custom" for --train-file/--eval-file or a --data-dir
+    without --dataset."""
+    if args.train_file or args.eval_file:
+        return "custom"
+    return args.dataset or ("custom" if args.data_dir else "synthetic")
+
+
 def resolve_data(args, *, need_train: bool) -> ResolvedData:
     """Load the splits the flags describe. Raises TDDetrInputError with the offending flag or path."""
     from ..data.builder import get_dataset_settings, load_moment_retrieval_dataset
@@ -71,7 +79,7 @@ def resolve_data(args, *, need_train: bool) -> ResolvedData:
         )
         name, source, data_dir = "custom", "layout", None
     else:
-        name = args.dataset or ("custom" if args.data_dir else "synthetic")
+        name = dataset_name(args)
         options = dict(common)
         if name == "synthetic":
             from ..data.synthetic import ensure_synthetic_dataset

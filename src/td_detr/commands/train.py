@@ -11,9 +11,13 @@ import os
 from pathlib import Path
 
 from ..errors import TDDetrInputError
-from .data_options import add_data_arguments, resolve_data
+from ..run_folder import CompleteCheckpointCallback, RunFolder, run_fingerprint
+from .data_options import add_data_arguments, dataset_name, resolve_data
 
 DEFAULT_OUTPUT_ROOT = "td-detr-runs"
+# Optimisation settings that are part of what a run is (resuming with other values would mix two runs).
+FINGERPRINT_TRAINING_ARGS = ("learning_rate", "weight_decay", "per_device_train_batch_size",
+                             "gradient_accumulation_steps", "max_grad_norm", "lr_scheduler_type")
 
 
 def add_parser(subparsers) -> None:
@@ -31,7 +35,10 @@ def add_parser(subparsers) -> None:
     group.add_argument("--lr", type=float, help="learning rate (default: preset)")
     group.add_argument("--seed", type=int, help="seed of model init, shuffling and synthesis (default: preset)")
     group.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
-                       help="resume from a checkpoint folder, or from the latest one in --output-dir")
+                       help="resume the run in --output-dir from its latest complete checkpoint (or from CHECKPOINT); "
+                            "only a run with the same config, data and seed")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace the run already in --output-dir (its model, metrics and checkpoints)")
     group.add_argument("--save-steps", type=int, help="save a resumable checkpoint every N steps (default: every epoch)")
     group.add_argument("--threads", type=int,
                        help="torch CPU threads (default: 1 for the small synthetic demo model, whose matrices are too "
@@ -64,6 +71,18 @@ def apply_ablations(config, args) -> None:
 
 
 def run(args) -> int:
+    output_dir = Path(args.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, dataset_name(args)))
+    folder = RunFolder(output_dir)
+    is_main_process = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 guards the folder for all ranks
+    if is_main_process:
+        folder.claim(resume=bool(args.resume), overwrite=args.overwrite)
+    try:
+        return _train(args, output_dir, folder, is_main_process)
+    finally:
+        folder.release()
+
+
+def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     import torch
     from transformers import set_seed
 
@@ -80,7 +99,6 @@ def run(args) -> int:
         torch.set_num_threads(threads)
     preset = preset_for(data.name)
     seed = preset.seed if args.seed is None else args.seed
-    output_dir = Path(args.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, data.name))
 
     base_config, pretrained = load_config_or_model(args.config) if args.config else (None, None)
     config = model_config_for(data.name, data.settings, base=base_config, pretrained=pretrained is not None)
@@ -111,7 +129,12 @@ def run(args) -> int:
                          logging_strategy="steps", logging_steps=args.save_steps)
     if data.eval_split is None:
         overrides.update(eval_strategy="no", load_best_model_at_end=False)
-    training_args = training_arguments(str(output_dir / "checkpoints"), preset, **overrides)
+    training_args = training_arguments(str(folder.checkpoints), preset, **overrides)
+    run = run_fingerprint(config, data, seed, {key: getattr(training_args, key) for key in FINGERPRINT_TRAINING_ARGS})
+    if is_main_process:
+        folder.start(run, resume=bool(args.resume))
+    with training_args.main_process_first(desc="resume checkpoint"):
+        resume = folder.resume_checkpoint(args.resume, run) if args.resume else None
 
     trainer = TDDetrTrainer(
         model=model,
@@ -123,10 +146,8 @@ def run(args) -> int:
         processing_class=processor,
         lr_drop_epochs=preset.lr_drop_epochs,
         lr_gamma=preset.lr_gamma,
+        callbacks=[CompleteCheckpointCallback(run)],
     )
-    resume = args.resume
-    if resume == "latest":
-        resume = _latest_checkpoint(output_dir / "checkpoints")
     if trainer.is_world_process_zero():
         world = f", world size {training_args.world_size}" if training_args.world_size > 1 else ""
         print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {data.name} "
@@ -144,15 +165,6 @@ def run(args) -> int:
         save_trained_model(trainer.model, processor, output_dir, metrics, trainer.last_predictions, data, args)
         print(f"\nsaved to {output_dir}")
     return 0
-
-
-def _latest_checkpoint(folder: Path) -> str | None:
-    if not folder.is_dir():
-        raise TDDetrInputError(f"--resume: no checkpoints in {folder}")
-    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    if not checkpoints:
-        raise TDDetrInputError(f"--resume: no checkpoint-* folders in {folder}")
-    return str(checkpoints[-1])
 
 
 def save_trained_model(model, processor, output_dir: Path, metrics, predictions, data, args) -> None:
