@@ -8,9 +8,11 @@ Where the paper and the official code differ, the paper is the default and the o
 such keyword says which is which.
 """
 
-from __future__ import annotations
 
+from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
+
+from .errors import TDDetrInputError
 
 _PAIRINGS = ("similarity", "random", "none")
 _SAMPLINGS = ("bernoulli", "fixed_count")
@@ -18,6 +20,7 @@ _FUSIONS = ("residual", "scaled")
 _SIMILARITIES = ("mean", "top50")
 
 
+@strict(accept_kwargs=True)  # every field is type-checked (a config.json with "hidden_size": "64" is refused)
 class TDDetrConfig(PreTrainedConfig):
     r"""
     Configuration of a [`TDDetrModel`] / [`TDDetrForMomentRetrieval`].
@@ -148,6 +151,9 @@ class TDDetrConfig(PreTrainedConfig):
     round_to_clip: bool = True
 
     def __post_init__(self, **kwargs):
+        # The one model_type check: from_pretrained, from_dict and from_json_file all pass a saved "model_type" here.
+        if kwargs.get("model_type", self.model_type) != self.model_type:
+            raise TDDetrInputError(f"model_type is {kwargs['model_type']!r}: not td-detr ({self.model_type!r})")
         super().__post_init__(**kwargs)
         self.validate_choices()
 
@@ -170,6 +176,20 @@ class TDDetrConfig(PreTrainedConfig):
             )
         if self.hidden_size % 2:
             raise ValueError(f"TDDetrConfig.hidden_size={self.hidden_size} must be even (sine embeddings)")
+        for field in ("video_feature_size", "text_feature_size", "hidden_size", "num_attention_heads", "ffn_dim",
+                      "num_queries", "decoder_layers", "max_query_length", "max_windows"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"TDDetrConfig.{field}={getattr(self, field)} must be at least 1")
+        for field in ("t2v_layers", "encoder_layers"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"TDDetrConfig.{field}={getattr(self, field)} must not be negative")
+        if self.max_video_length is not None and self.max_video_length < 1:
+            raise ValueError(f"TDDetrConfig.max_video_length={self.max_video_length} must be at least 1 (or None)")
+        if not self.clip_length > 0:
+            raise ValueError(f"TDDetrConfig.clip_length={self.clip_length} must be positive")
+        for field in ("dropout", "input_dropout"):
+            if not 0.0 <= getattr(self, field) < 1.0:
+                raise ValueError(f"TDDetrConfig.{field}={getattr(self, field)} must lie in [0, 1)")
         if not 1 <= self.num_input_projections <= 3:
             raise ValueError(f"TDDetrConfig.num_input_projections={self.num_input_projections}; expected 1, 2 or 3")
         for field in ("dynamics_beta", "synthesis_alpha"):

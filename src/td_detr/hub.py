@@ -15,10 +15,12 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub.errors import StrictDataclassError
 
 from .configuration_td_detr import TDDetrConfig
 from .errors import TDDetrInputError
+from .strict_loading import check_safetensors
 
 PACKAGE_HUB_CONFIGS = "hub_configs"  # package-data folder inside td_detr
 TEMPLATE_NAME = "model_card_template.md"
@@ -50,10 +52,12 @@ def _config_from_json(text: str, where: str) -> TDDetrConfig:
         values = json.loads(text)
     except json.JSONDecodeError as error:
         raise TDDetrInputError(f"{where}: not valid JSON ({error})") from None
-    if not isinstance(values, dict) or values.get("model_type") != TDDetrConfig.model_type:
-        found = values.get("model_type") if isinstance(values, dict) else type(values).__name__
-        raise TDDetrInputError(f"{where}: model_type is {found!r}, expected {TDDetrConfig.model_type!r}")
-    return TDDetrConfig.from_dict(values)
+    if not isinstance(values, dict):
+        raise TDDetrInputError(f"{where}: expected a JSON object, got {type(values).__name__}")
+    try:
+        return TDDetrConfig.from_dict(values)  # checks model_type, field types and values
+    except (ValueError, StrictDataclassError) as error:
+        raise TDDetrInputError(f"{where}: {' '.join(str(error).split())}") from None
 
 
 def load_hub_config(name_or_path: str | Path) -> TDDetrConfig:
@@ -234,7 +238,8 @@ def check_saved_model(model_dir: str | Path) -> tuple[TDDetrConfig, list[Path]]:
     """Validate a ``save_pretrained`` folder of a TD-DETR model; return its config and weight files.
 
     Raises :class:`TDDetrInputError` for a missing folder, a missing / unreadable ``config.json``, a
-    ``model_type`` other than ``td_detr`` or no safetensors weights.
+    ``model_type`` other than ``td_detr``, no safetensors weights or a weight file that is not readable safetensors
+    (empty, truncated, garbled).
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -250,6 +255,9 @@ def check_saved_model(model_dir: str | Path) -> tuple[TDDetrConfig, list[Path]]:
         legacy = (model_dir / "pytorch_model.bin").exists()
         hint = " (found pytorch_model.bin: re-save with save_pretrained)" if legacy else ""
         raise TDDetrInputError(f"{model_dir}: not a saved TD-DETR model: no *.safetensors weights{hint}")
+    for path in weights:
+        if path.suffix == ".safetensors":
+            check_safetensors(path)
     return config, weights
 
 
@@ -263,13 +271,15 @@ def push_model(
     dataset_name: str | None = None,
     base_model: str | None = None,
 ):
-    """Upload a saved TD-DETR model to the Hub in one commit: weights (``*.safetensors``), ``config.json``,
-    ``metrics.json`` when present and a model card.
+    """Upload a saved TD-DETR model to the Hub in one commit (``HfApi.upload_folder``): weights (``*.safetensors``),
+    ``config.json``, ``metrics.json`` when present and a model card. The folder is checked first (see
+    :func:`check_saved_model`): nothing is uploaded from a folder with unreadable weights.
 
     The folder's own ``README.md`` is uploaded when it has one; otherwise a card is rendered with
     :func:`build_model_card` from the config and ``metrics.json`` (data set: `dataset_name`, or guessed by
-    :func:`infer_dataset_name`). The repo is created when missing (`private` applies only then). `token` defaults
-    to the logged-in / ``HF_TOKEN`` token; the endpoint follows ``HF_ENDPOINT``.
+    :func:`infer_dataset_name`) and saved there first, so the folder and the repo hold the same card. The repo is
+    created when missing (`private` applies only then). `token` defaults to the logged-in / ``HF_TOKEN`` token; the
+    endpoint follows ``HF_ENDPOINT``.
 
     Returns:
         the :class:`huggingface_hub.CommitInfo` of the upload (``.commit_url``, ``.oid``).
@@ -288,18 +298,15 @@ def push_model(
     processor_path = model_dir / "preprocessor_config.json"  # the TDDetrProcessor saved with the model
     files = [model_dir / "config.json", *weights] + ([metrics_path] if metrics is not None else [])
     files += [processor_path] if processor_path.is_file() else []
-    operations = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in files]
     card_path = model_dir / "README.md"
-    if card_path.is_file():
-        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card_path)))
-    else:
+    if not card_path.is_file():
         dataset = resolve_dataset_name(dataset_name) if dataset_name else infer_dataset_name(config, metrics)
-        card = build_model_card(config, metrics, dataset_name=dataset, model_id=repo_id, base_model=base_model)
-        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8")))
+        build_model_card(config, metrics, dataset_name=dataset, model_id=repo_id, base_model=base_model).save(card_path)
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
-    return api.create_commit(repo_id, operations=operations, commit_message=commit_message)
+    return api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message=commit_message,
+                             allow_patterns=[path.name for path in files] + [card_path.name])
 
 
 __all__ = [

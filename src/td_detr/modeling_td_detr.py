@@ -18,6 +18,7 @@ from .losses import TDDetrLoss
 from .position_encoding import video_position_embedding
 from .postprocessing import post_process_moment_retrieval
 from .span_utils import inverse_sigmoid
+from .strict_loading import from_pretrained_strictly
 from .transformer import (
     MLP,
     InputProjection,
@@ -94,6 +95,12 @@ class TDDetrPreTrainedModel(PreTrainedModel):
     input_modalities = ("video", "text")
     _no_split_modules = ["TDDetrT2VLayer", "TDDetrEncoderLayer", "TDDetrDecoderLayer"]
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As transformers', but strict: missing, unexpected or wrongly shaped tensors and unreadable weight files
+        raise `TDDetrInputError` (see `td_detr.strict_loading`)."""
+        return from_pretrained_strictly(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
+
     def _init_weights(self, module: nn.Module) -> None:
         """PyTorch defaults for leaf layers and N(0, 1) for the learned tokens and anchors, except that every ≥2-D
         weight inside the transformer layers is Xavier-uniform (the official `Transformer._reset_parameters`), and the
@@ -152,6 +159,9 @@ class TDDetrModel(TDDetrPreTrainedModel):
     memory (global token excluded). The negative pair (text rolled by one within the batch) goes through the same
     T2V + encoder in the same batched call; its decoder output would be discarded, so it is not computed.
     """
+
+    # The heads of a TDDetrForMomentRetrieval checkpoint, which the base model leaves out on purpose.
+    _keys_to_ignore_on_load_unexpected = [r"^(class_head|span_head|saliency_clip_projection|saliency_global_projection)\."]
 
     def __init__(self, config: TDDetrConfig):
         super().__init__(config)

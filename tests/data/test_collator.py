@@ -175,3 +175,19 @@ def test_works_as_a_dataloader_collate_fn_with_workers():
     loader = torch.utils.data.DataLoader(rows, batch_size=4, collate_fn=collator, num_workers=2)
     batches = list(loader)
     assert len(batches) == 2 and all(b["video_features"].shape[0] == 6 for b in batches)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(video_features=np.array([[1.0, np.nan, 0, 0]] * 3, dtype=np.float32)), "video_features contain NaN or inf"),
+    (dict(text_features=np.array([[np.inf, 0, 0]] * 2, dtype=np.float32)), "text_features contain NaN or inf"),
+    (dict(duration=float("nan")), "duration must be a positive number"),
+    (dict(duration=0.0), "duration must be a positive number"),
+    (dict(relevant_windows=[[2.0, 8.0]]), r"relevant_windows \[\[2.0, 8.0\]\] lie outside the video \[0, 6.0\]"),
+    (dict(relevant_windows=[[-1.0, 2.0]]), "lie outside the video"),
+    (dict(relevant_windows=[[0.0, float("nan")]]), "start, end"),
+])
+def test_rows_with_non_finite_values_or_windows_past_the_duration_are_refused(change, message):
+    row = {**qvh_row(qid=5, clips=3), **change}
+    for training in (False, True):
+        with pytest.raises(TDDetrInputError, match=f"qid 5: .*{message}"):
+            DataCollatorForMomentRetrieval(clip_length=2.0, training=training)([row, qvh_row(qid=6, clips=3)])

@@ -57,3 +57,17 @@ def test_bad_input_raises_the_package_error(metric):
     bad = [dict(SUB[0], pred_relevant_windows=[[9.0, 3.0, 0.5]]), SUB[1]]
     with pytest.raises(TDDetrInputError, match=r"start > end \[1\]: 1"):
         metric.compute(predictions=bad, references=GT)
+
+
+def test_duplicate_qids_and_impossible_max_pred_windows_are_named(metric):
+    from td_detr.errors import TDDetrInputError
+
+    with pytest.raises(TDDetrInputError, match=r"predictions: duplicate qids \[1\]"):
+        metric.compute(predictions=[SUB[0], SUB[0], SUB[1]], references=GT)
+    with pytest.raises(TDDetrInputError, match=r"references: duplicate qids \[2\]"):
+        metric.add_batch(predictions=SUB, references=[GT[0], GT[1], GT[1]])
+    for value in (0, -3):
+        with pytest.raises(TDDetrInputError, match=f"max_pred_windows must be a positive int.*got {value}"):
+            metric.compute(predictions=SUB, references=GT, max_pred_windows=value)
+    # the option reaches the metric: with one window per query, qid 1's second GT window cannot be matched
+    assert metric.compute(predictions=SUB, references=GT, max_pred_windows=1)["full/MR-mAP/0.5"] < 100.0

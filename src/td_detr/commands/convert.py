@@ -31,6 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="the run's opt.json; overrides the options stored in the checkpoint (required when it has none)",
     )
     parser.add_argument("--output-dir", required=True, help="folder to write the converted model to")
+    parser.add_argument("--overwrite", action="store_true", help="write into --output-dir even when it is not empty")
     parser.set_defaults(func=run)
     return parser
 
@@ -38,7 +39,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..conversion import convert_official_checkpoint
 
-    result = convert_official_checkpoint(args.checkpoint, args.source, args.options, args.output_dir)
+    result = convert_official_checkpoint(args.checkpoint, args.source, args.options, args.output_dir,
+                                         overwrite=args.overwrite)
     config = result.model.config
     print(
         f"converted {args.checkpoint} ({args.source}) → {result.output_dir}: "

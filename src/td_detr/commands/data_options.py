@@ -41,10 +41,16 @@ class ResolvedData:
 
 def dataset_name(args) -> str:
     """The data set the flags name, before loading anything: "custom" for --train-file/--eval-file or a --data-dir
-    without --dataset."""
+    without --dataset, except a folder written by `td-detr make-synthetic`, which is the synthetic data set."""
+    from ..data.synthetic import is_synthetic_dataset
+
     if args.train_file or args.eval_file:
         return "custom"
-    return args.dataset or ("custom" if args.data_dir else "synthetic")
+    if args.dataset:
+        return args.dataset
+    if args.data_dir:
+        return "synthetic" if is_synthetic_dataset(args.data_dir) else "custom"
+    return "synthetic"
 
 
 def resolve_data(args, *, need_train: bool) -> ResolvedData:
@@ -102,9 +108,23 @@ def resolve_data(args, *, need_train: bool) -> ResolvedData:
     splits = load_moment_retrieval_dataset(source, data_dir=data_dir, cache_dir=args.cache_dir, **options)
     if need_train and "train" not in splits:
         raise TDDetrInputError(f"the data set has no train split (splits: {', '.join(splits)})")
+    if need_train:
+        _check_training_windows(splits["train"], settings.annotation_files["train"])
     eval_split = args.eval_split
     if eval_split is None:
         eval_split = next((s for s in EVAL_SPLIT_PREFERENCE if s in splits), None)
     elif eval_split not in splits:
         raise TDDetrInputError(f"--eval-split {eval_split}: the data set has splits {', '.join(splits)}")
     return ResolvedData(name=name, splits=splits, settings=settings, eval_split=eval_split)
+
+
+def _check_training_windows(train, annotation_file: str) -> None:
+    """Every training query needs a ground-truth window: without one there is nothing to learn (and no loss)."""
+    rows = train.select_columns(["qid", "relevant_windows"]).with_format(None)
+    empty = [row["qid"] for row in rows if not row["relevant_windows"]]
+    if empty:
+        raise TDDetrInputError(
+            f"{annotation_file}: {len(empty)} of {len(rows)} training queries have no relevant_windows (qids "
+            f"{', '.join(map(str, empty[:5]))}{', ...' if len(empty) > 5 else ''}): training needs at least one "
+            "window per query"
+        )

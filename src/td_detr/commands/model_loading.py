@@ -3,19 +3,21 @@ repo id; with clear errors for anything that is not a td-detr model."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from huggingface_hub.errors import StrictDataclassError
 
 from ..errors import TDDetrInputError
 
 
-def _check_model_type(config_path: Path) -> None:
+def _read_config(read, where: str):
+    """``read()`` (a TDDetrConfig loader) with every way a config can be bad (unreadable, not JSON, another
+    model_type, a wrongly typed or impossible value) turned into one line naming ``where``."""
     try:
-        model_type = json.loads(config_path.read_text()).get("model_type")
-    except (OSError, json.JSONDecodeError) as error:
-        raise TDDetrInputError(f"{config_path}: not a readable config.json ({error})") from None
-    if model_type != "td_detr":
-        raise TDDetrInputError(f"{config_path}: model_type is {model_type!r}, not a td-detr model ('td_detr')")
+        return read()
+    except (OSError, ValueError, StrictDataclassError) as error:
+        reason = " ".join(str(error).split())
+        raise TDDetrInputError(f"cannot load a td-detr config from {where}: {reason}") from None
 
 
 def load_config_or_model(name: str):
@@ -24,14 +26,12 @@ def load_config_or_model(name: str):
 
     path = Path(name)
     if path.is_file():
-        _check_model_type(path)
-        return TDDetrConfig.from_json_file(str(path)), None
+        return _read_config(lambda: TDDetrConfig.from_json_file(str(path)), str(path)), None
     if path.is_dir():
         config_path = path / "config.json"
         if not config_path.is_file():
             raise TDDetrInputError(f"{path} has no config.json: not a saved td-detr model")
-        _check_model_type(config_path)
-        config = TDDetrConfig.from_pretrained(str(path))
+        config = _read_config(lambda: TDDetrConfig.from_pretrained(str(path)), str(config_path))
         has_weights = any(path.glob("*.safetensors"))
         return config, (str(path) if has_weights else None)
     try:
@@ -50,13 +50,7 @@ def load_pretrained_config(name_or_path: str):
     """Config of a model folder or Hub repo id (from the cache when offline), with a clear error otherwise."""
     from ..configuration_td_detr import TDDetrConfig
 
-    try:
-        config = TDDetrConfig.from_pretrained(name_or_path)
-    except (OSError, ValueError) as error:
-        raise TDDetrInputError(f"cannot load a td-detr model from {name_or_path!r}: {error}") from None
-    if getattr(config, "model_type", None) != "td_detr":
-        raise TDDetrInputError(f"{name_or_path!r} is a {config.model_type!r} model, not td-detr")
-    return config
+    return _read_config(lambda: TDDetrConfig.from_pretrained(name_or_path), repr(name_or_path))
 
 
 def load_model(name_or_path: str):
@@ -66,5 +60,7 @@ def load_model(name_or_path: str):
     config = load_pretrained_config(name_or_path)
     try:
         return TDDetrForMomentRetrieval.from_pretrained(name_or_path, config=config)
+    except TDDetrInputError:
+        raise
     except (OSError, ValueError) as error:
         raise TDDetrInputError(f"cannot load the weights of {name_or_path!r}: {error}") from None

@@ -48,9 +48,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import TDDetrInputError
     from ..metrics import evaluate_submission, read_jsonl
     from ..metrics.submission import ground_truth_has_saliency
+    from ..output_paths import check_not_an_input, check_writable_file
 
     if not args.clip_length > 0:
         raise TDDetrInputError(f"--clip-length must be positive, got {args.clip_length}")
+    if args.output is not None:
+        check_not_an_input(args.output, "--output", {"--predictions": args.predictions,
+                                                      "--ground-truth": args.ground_truth})
+        check_writable_file(args.output, "--output")
     submission = read_jsonl(args.predictions, what="predictions")
     ground_truth = read_jsonl(args.ground_truth, what="ground-truth")
     submitted_saliency = any("pred_saliency_scores" in record for record in submission)

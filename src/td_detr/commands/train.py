@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import TDDetrInputError
 from ..run_folder import CompleteCheckpointCallback, RunFolder, run_fingerprint
 from .data_options import add_data_arguments, dataset_name, resolve_data
+from .flag_checks import check_positive_flags
 
 DEFAULT_OUTPUT_ROOT = "td-detr-runs"
 # Optimisation settings that are part of what a run is (resuming with other values would mix two runs).
@@ -71,6 +72,7 @@ def apply_ablations(config, args) -> None:
 
 
 def run(args) -> int:
+    check_positive_flags(args, "epochs", "max_steps", "batch_size", "lr", "save_steps", "threads", "max_samples")
     output_dir = Path(args.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, dataset_name(args)))
     folder = RunFolder(output_dir)
     is_main_process = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 guards the folder for all ranks

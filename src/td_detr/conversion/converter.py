@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TDDetrInputError
+from ..output_paths import check_writable_dir
 from .checkpoint import load_official_checkpoint, read_options_json, split_checkpoint
 from .model_card import render_model_card
 from .options import build_config, check_source, check_supported, resolve_official_options
@@ -39,6 +40,8 @@ def convert_official_checkpoint(
     source: str,
     options_path: str | Path | None = None,
     output_dir: str | Path | None = None,
+    *,
+    overwrite: bool = False,
 ) -> ConvertedCheckpoint:
     """Convert an official QD-DETR (`source="qd-detr"`) or TD-DETR (`source="td-detr-official"`) checkpoint.
 
@@ -47,7 +50,8 @@ def convert_official_checkpoint(
         source: `"qd-detr"` or `"td-detr-official"`.
         options_path: an official `opt.json`; its values override the checkpoint's own `opt` (needed when the
             checkpoint holds no options).
-        output_dir: when given, write `model.safetensors`, `config.json` and `README.md` there.
+        output_dir: when given, write `model.safetensors`, `config.json` and `README.md` there; it must be empty or
+            absent unless `overwrite` (checked before the checkpoint is read).
 
     Raises:
         TDDetrInputError: unreadable or unsafe file, unsupported settings, or weights that do not map one to one.
@@ -55,6 +59,11 @@ def convert_official_checkpoint(
     from ..modeling_td_detr import TDDetrForMomentRetrieval  # torch-heavy; keep module import light
 
     source = check_source(source)
+    if output_dir is not None:
+        output_dir = check_writable_dir(output_dir, "--output-dir")
+        if not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
+            raise TDDetrInputError(f"--output-dir {output_dir} is not empty: pass --overwrite to write the converted "
+                                   "model into it, or choose another folder")
     checkpoint_path = Path(checkpoint_path)
     where = str(checkpoint_path)
     checkpoint = load_official_checkpoint(checkpoint_path)
@@ -83,9 +92,6 @@ def convert_official_checkpoint(
     )
     result = ConvertedCheckpoint(model, layout, source, dropped, defaulted, card)
     if output_dir is not None:
-        output_dir = Path(output_dir)
-        if output_dir.exists() and not output_dir.is_dir():
-            raise TDDetrInputError(f"{output_dir}: exists and is not a folder")
         model.save_pretrained(output_dir)
         (output_dir / "README.md").write_text(card)
         result.output_dir = output_dir

@@ -385,7 +385,7 @@ class MomentRetrievalBuilder(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, annotation_path: str):
         cfg = self.config
-        records = read_annotations(annotation_path)
+        records = read_annotations(annotation_path, clip_length=cfg.clip_length)
         if cfg.max_samples >= 0:
             records = records[: cfg.max_samples]
         text_dim, text_reference = self._feature_sizes()[cfg.text_feature_dir]

@@ -19,6 +19,7 @@ Randomness (window subsets, saliency easy pairs, the synthesizer) comes from a `
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ import torch
 from ..errors import TDDetrInputError
 from ..processing_td_detr import TDDetrProcessor, length_mask, pad_rows
 from .labels import PSEUDO_LABEL_CLIP_MODES, row_labels
+from .layout import WINDOW_TOLERANCE
 from .synthesis import BatchComposition, VideoSynthesizer, moment_blocks, remap_moment
 
 # Fields read by name from a config object (TDDetrConfig or anything with these attributes).
@@ -92,9 +94,19 @@ def _parse_rows(rows, max_query_length) -> _Rows:
             raise TDDetrInputError(f"qid {qid}: video_features is not a non-empty [clips, dim] array ({video.shape})")
         if text.ndim != 2 or text.shape[0] == 0:
             raise TDDetrInputError(f"qid {qid}: text_features is not a non-empty [tokens, dim] array ({text.shape})")
+        for name, array in (("video_features", video), ("text_features", text)):
+            if not np.isfinite(array).all():
+                raise TDDetrInputError(f"qid {qid}: {name} contain NaN or inf")
+        duration = float(_scalar(row["duration"]))
+        if not (math.isfinite(duration) and duration > 0):
+            raise TDDetrInputError(f"qid {qid}: duration must be a positive number of seconds, got {duration}")
         windows = _to_numpy(row.get("relevant_windows", []), np.float64)
-        if windows.size and (windows.ndim != 2 or windows.shape[1] != 2 or (windows[:, 0] >= windows[:, 1]).any()):
+        if windows.size and (windows.ndim != 2 or windows.shape[1] != 2 or not np.isfinite(windows).all()
+                             or (windows[:, 0] >= windows[:, 1]).any()):
             raise TDDetrInputError(f"qid {qid}: relevant_windows must be [start, end] pairs with start < end")
+        if windows.size and ((windows[:, 0] < 0).any() or (windows[:, 1] > duration + WINDOW_TOLERANCE).any()):
+            raise TDDetrInputError(f"qid {qid}: relevant_windows {windows.tolist()} lie outside the video "
+                                   f"[0, {duration}]")
         clip_ids = _to_numpy(row.get("relevant_clip_ids", []), np.int64).reshape(-1)
         scores = _to_numpy(row.get("saliency_scores", []), np.float64)
         if len(clip_ids) and (scores.ndim != 2 or len(scores) != len(clip_ids)):
@@ -102,7 +114,7 @@ def _parse_rows(rows, max_query_length) -> _Rows:
         columns.qid.append(qid)
         columns.vid.append(str(_scalar(row["vid"])))
         columns.query.append(_scalar(row.get("query", "")))
-        columns.duration[i] = float(_scalar(row["duration"]))
+        columns.duration[i] = duration
         columns.video.append(video)
         columns.text.append(text if max_query_length is None else text[:max_query_length])
         columns.windows.append(windows.reshape(-1, 2))

@@ -32,7 +32,7 @@ VIDEO_FEATURE_KEY = "features"
 TEXT_FEATURE_KEY = "last_hidden_state"
 L2_EPS = 1e-5  # x / (||x|| + eps), as the reference loader does
 # Float slack when comparing a window end with the duration (durations are stored with 2 decimals).
-_WINDOW_TOLERANCE = 1e-6
+WINDOW_TOLERANCE = 1e-6
 
 PathLike = str | os.PathLike
 
@@ -85,7 +85,7 @@ def _check_record(record, path: PathLike, line: int) -> dict:
             st, ed = float(window[0]), float(window[1])
             if not (math.isfinite(st) and math.isfinite(ed)) or st >= ed:
                 raise _fail(path, line, f"relevant window {window!r} is empty or reversed (start must be < end)", qid)
-            if st < 0 or ed > duration + _WINDOW_TOLERANCE:
+            if st < 0 or ed > duration + WINDOW_TOLERANCE:
                 raise _fail(path, line, f"relevant window {window!r} lies outside the video [0, {duration}]", qid)
             checked.append([st, ed])
         record["relevant_windows"] = checked
@@ -104,19 +104,25 @@ def _check_record(record, path: PathLike, line: int) -> dict:
     return record
 
 
-def read_annotations(path: PathLike) -> list[dict]:
+def read_annotations(path: PathLike, clip_length: float | None = None) -> list[dict]:
     """Read and validate an annotation JSONL file (one (query, video) pair per line; blank lines are skipped).
 
-    Raises :class:`TDDetrInputError` naming the file and line (and qid when known) for malformed JSON, missing or
-    mistyped fields, windows that are empty or outside ``[0, duration]``, saliency scores that do not match the
-    relevant clip ids, and duplicate qids.
+    Raises :class:`TDDetrInputError` naming the file and line (and qid when known) for a file with no annotations,
+    text that is not UTF-8, malformed JSON, missing or mistyped fields, windows that are empty or outside
+    ``[0, duration]``, saliency scores that do not match the relevant clip ids, relevant clip ids past the end of the
+    video (when ``clip_length``, seconds per clip, is given) and duplicate qids.
     """
     path = Path(path)
     if not path.is_file():
         raise TDDetrInputError(f"annotation file not found: {path}")
     records, first_line_of_qid = [], {}
-    with path.open(encoding="utf-8") as handle:
-        for line_number, text in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise _fail(path, line_number, f"not UTF-8 text (byte 0x{raw[error.start]:02x} at column "
+                                               f"{error.start + 1}); save the file as UTF-8 JSON lines") from None
             if not text.strip():
                 continue
             try:
@@ -125,11 +131,25 @@ def read_annotations(path: PathLike) -> list[dict]:
                 raise _fail(path, line_number, f"invalid JSON ({error.msg} at column {error.colno})") from None
             record = _check_record(record, path, line_number)
             qid = record["qid"]
+            if clip_length is not None:
+                _check_clip_ids(record, clip_length, path, line_number)
             if qid in first_line_of_qid:
                 raise _fail(path, line_number, f"duplicate qid (first seen on line {first_line_of_qid[qid]})", qid)
             first_line_of_qid[qid] = line_number
             records.append(record)
+    if not records:
+        raise TDDetrInputError(f"{path}: no annotations (the file is empty or has only blank lines)")
     return records
+
+
+def _check_clip_ids(record: dict, clip_length: float, path: PathLike, line: int) -> None:
+    """Every relevant clip must start inside the video: ``clip_id * clip_length < duration``."""
+    clip_ids = record.get("relevant_clip_ids") or []
+    clips = math.ceil(record["duration"] / clip_length - WINDOW_TOLERANCE)
+    past = [clip_id for clip_id in clip_ids if clip_id >= clips]
+    if past:
+        raise _fail(path, line, f"relevant_clip_ids {past[:5]} lie past the video ({record['duration']} s is {clips} "
+                                f"clips of {clip_length} s: ids 0..{clips - 1})", record["qid"])
 
 
 def write_annotations(path: PathLike, records: Iterable[dict]) -> None:
@@ -188,6 +208,12 @@ def read_feature_array(path: PathLike, key: str) -> np.ndarray:
     array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
         raise TDDetrInputError(f"{path}: features contain NaN or inf")
+    with np.errstate(over="ignore"):
+        norms = np.linalg.norm(array, axis=1)
+    if not np.isfinite(norms).all():  # the L2 normalisation would turn these rows into zeros
+        row = int(np.flatnonzero(~np.isfinite(norms))[0])
+        raise TDDetrInputError(f"{path}: features too large: the L2 norm of row {row} overflows float32 (largest "
+                               f"|value| {float(np.abs(array).max()):.3g}); rescale them")
     return array
 
 

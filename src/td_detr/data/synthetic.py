@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TDDetrInputError
+from ..output_paths import check_writable_dir
 from .layout import write_annotations, write_text_features, write_video_features
 
 GENERATOR_VERSION = 1
@@ -353,11 +354,18 @@ def write_synthetic_dataset(
     if size < 1:
         raise TDDetrInputError(f"--size must be at least 1, got {size}")
     out_dir = Path(out_dir).absolute()
+    check_writable_dir(out_dir.parent, "the folder of OUT")  # written as a sibling, then renamed into place
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         if not overwrite:
             raise TDDetrInputError(f"{out_dir} exists and is not empty (pass overwrite / --overwrite to replace it)")
-        if not _is_synthetic_dir(out_dir):
+        if not is_synthetic_dataset(out_dir):
             raise TDDetrInputError(f"refusing to overwrite {out_dir}: not a synthetic data set written by td-detr")
+        foreign = _foreign_entries(out_dir, _read_info(out_dir))
+        if foreign:
+            raise TDDetrInputError(
+                f"refusing to overwrite {out_dir}: it also holds what td-detr make-synthetic did not write "
+                f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); move that out or choose another folder"
+            )
     world = SyntheticWorld.from_seed(seed)
     amps = _PRESET_AMPLITUDES[preset]
     tmp = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -389,8 +397,23 @@ def _read_info(folder: Path) -> dict | None:
         return None
 
 
-def _is_synthetic_dir(folder: Path) -> bool:
-    info = _read_info(folder)
+def _foreign_entries(folder: Path, info: dict) -> list[str]:
+    """Entries of a synthetic data set folder that the generator did not write (e.g. a training run saved inside)."""
+    splits = info.get("splits") if isinstance(info.get("splits"), dict) else {}
+    feature_dirs = [*info.get("video_feature_dirs", []), info.get("text_feature_dir")]
+    generated = {"dataset_info.json", "README.md", *map(str, splits.values()), *map(str, feature_dirs)}
+    foreign = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir()
+                     if entry.name not in generated)
+    for name in feature_dirs:
+        if name and (folder / name).is_dir():
+            foreign += sorted(f"{name}/{entry.name}" for entry in (folder / name).iterdir()
+                              if not (entry.is_file() and entry.suffix == ".npz"))
+    return foreign
+
+
+def is_synthetic_dataset(folder) -> bool:
+    """Whether ``folder`` holds a data set written by :func:`write_synthetic_dataset`."""
+    info = _read_info(Path(folder))
     return isinstance(info, dict) and info.get("generator") == "td_detr.data.synthetic"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import TDDetrInputError
 from .highlight_detection import highlight_metrics
 from .moment_retrieval import MAX_PRED_WINDOWS, moment_retrieval_metrics
 from .submission import (
@@ -67,6 +68,8 @@ def evaluate_submission(
     """
     require_records(submission, "submission")
     require_records(ground_truth, "ground truth")
+    if not isinstance(max_pred_windows, int) or isinstance(max_pred_windows, bool) or max_pred_windows < 1:
+        raise TDDetrInputError(f"max_pred_windows must be a positive int (10 officially), got {max_pred_windows!r}")
     problems = InputProblems()
     # Validate everything the submission holds (all windows, not only the first 10); cut for mAP later.
     predictions = pack_submission(submission, max_windows=None, problems=problems)

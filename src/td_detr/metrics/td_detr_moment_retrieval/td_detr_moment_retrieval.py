@@ -4,9 +4,12 @@ Load it offline with ``evaluate.load(td_detr.metrics.EVALUATE_MODULE_PATH)`` (wo
 HF_EVALUATE_OFFLINE=1``). It is a thin wrapper: the numbers come from :func:`td_detr.metrics.evaluate_submission`.
 """
 
+from collections import Counter
+
 import datasets
 import evaluate
 
+from td_detr.errors import TDDetrInputError
 from td_detr.metrics import evaluate_submission, flatten_metrics
 
 _DESCRIPTION = """
@@ -28,6 +31,7 @@ Args:
     allow_missing (bool, default False): score only the submitted queries (unknown qids still fail).
     clip_length (float, default 2.0): seconds per saliency clip.
     highlights (bool or None, default None): compute highlight metrics; None = when both sides carry saliency.
+    max_pred_windows (int, default 10): windows per query used for mAP (at least 1).
 Returns:
     dict of float (and int "num_queries") values with "/"-joined keys; every key of the official output is there.
 Examples:
@@ -71,6 +75,19 @@ def _select_fields(records, field: str):
     return [{key: record.get(key) for key in keys} if isinstance(record, dict) else record for record in records]
 
 
+def _check_pairs(predictions, references):
+    # evaluate needs as many predictions as references; say why they differ (a duplicated qid, most often).
+    if predictions is None or references is None or len(predictions) == len(references):
+        return
+    for name, records in (("predictions", predictions), ("references", references)):
+        counts = Counter(record.get("qid") for record in records if isinstance(record, dict))
+        duplicated = sorted(qid for qid, count in counts.items() if count > 1)
+        if duplicated:
+            raise TDDetrInputError(f"{name}: duplicate qids {duplicated[:10]}: give one record per query")
+    raise TDDetrInputError(f"{len(predictions)} predictions but {len(references)} references: the evaluate module "
+                           "takes one prediction per reference (td_detr.metrics.evaluate_submission matches by qid)")
+
+
 def _without_nulls(records):
     # Arrow stores a key a record lacked as None; the evaluator expects the key to be absent.
     return [{key: value for key, value in record.items() if value is not None} for record in records]
@@ -91,6 +108,7 @@ class TdDetrMomentRetrieval(evaluate.Metric):
 
     def compute(self, *, predictions=None, references=None, **kwargs):
         """Score the added examples plus ``predictions`` / ``references`` (records; extra keys are ignored)."""
+        _check_pairs(predictions, references)
         return super().compute(
             predictions=_select_fields(predictions, "predictions"),
             references=_select_fields(references, "references"),
@@ -99,6 +117,7 @@ class TdDetrMomentRetrieval(evaluate.Metric):
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
         """Add a batch of submission / annotation records (extra keys are ignored)."""
+        _check_pairs(predictions, references)
         return super().add_batch(
             predictions=_select_fields(predictions, "predictions"),
             references=_select_fields(references, "references"),
@@ -120,10 +139,12 @@ class TdDetrMomentRetrieval(evaluate.Metric):
         return super()._enforce_nested_string_type(schema, obj)
 
     def _compute(
-        self, predictions, references, match_number=True, allow_missing=False, clip_length=2.0, highlights=None
+        self, predictions, references, match_number=True, allow_missing=False, clip_length=2.0, highlights=None,
+        max_pred_windows=10,
     ):
         metrics = evaluate_submission(
             _without_nulls(predictions), _without_nulls(references), match_number=match_number,
             allow_missing=allow_missing, clip_length=clip_length, highlights=highlights,
+            max_pred_windows=max_pred_windows,
         )
         return flatten_metrics(metrics)
