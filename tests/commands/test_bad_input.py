@@ -14,25 +14,6 @@ from td_detr import TDDetrForMomentRetrieval
 from td_detr.cli import main
 from td_detr.errors import TDDetrInputError
 
-from training_utils import make_tiny_synthetic, write_tiny_config
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad")
-    data = make_tiny_synthetic(root / "data", size=24)
-    config = write_tiny_config(root / "tiny.json")
-    return root, data, config
-
-
-@pytest.fixture(scope="module")
-def model_dir(workspace):
-    root, data, config = workspace
-    output = root / "model"
-    assert main(["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config), "--max-steps",
-                 "1", "--batch-size", "8", "--output-dir", str(output), "--cache-dir", str(root / "cache")]) == 0
-    return output
-
 
 def one_line_error(capsys) -> str:
     error = capsys.readouterr().err.strip()
@@ -143,16 +124,16 @@ def test_impossible_training_flags_exit_2_before_any_work(workspace, tmp_path, c
 
 
 # -- saved models -----------------------------------------------------------------------------------------------------
-def broken_copy(model_dir: Path, tmp_path: Path, name: str) -> Path:
+def broken_copy(trained: Path, tmp_path: Path, name: str) -> Path:
     folder = tmp_path / name
-    shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    shutil.copytree(trained, folder, ignore=shutil.ignore_patterns("checkpoints"))
     return folder
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbled"])
-def test_unreadable_weights_exit_2_and_are_never_pushed(workspace, model_dir, tmp_path, capsys, damage):
+def test_unreadable_weights_exit_2_and_are_never_pushed(workspace, trained, tmp_path, capsys, damage):
     root, data, _ = workspace
-    folder = broken_copy(model_dir, tmp_path, damage)
+    folder = broken_copy(trained, tmp_path, damage)
     weights = folder / "model.safetensors"
     content = weights.read_bytes()
     weights.write_bytes({"empty": b"", "truncated": content[: len(content) // 2],
@@ -167,15 +148,15 @@ def test_unreadable_weights_exit_2_and_are_never_pushed(workspace, model_dir, tm
     assert str(weights) in line and "not a readable safetensors file" in line
 
 
-def test_weights_missing_or_adding_a_tensor_are_refused(model_dir, tmp_path, capsys):
-    tensors = load_file(model_dir / "model.safetensors")
-    missing = broken_copy(model_dir, tmp_path, "missing")
+def test_weights_missing_or_adding_a_tensor_are_refused(trained, tmp_path, capsys):
+    tensors = load_file(trained / "model.safetensors")
+    missing = broken_copy(trained, tmp_path, "missing")
     dropped = sorted(tensors)[5]
     save_file({k: v for k, v in tensors.items() if k != dropped}, missing / "model.safetensors",
               metadata={"format": "pt"})
     with pytest.raises(TDDetrInputError, match=f"1 tensor\\(s\\) missing: {dropped}"):
         TDDetrForMomentRetrieval.from_pretrained(missing)
-    extra = broken_copy(model_dir, tmp_path, "extra")
+    extra = broken_copy(trained, tmp_path, "extra")
     save_file({**tensors, "head.extra": tensors[dropped].clone()}, extra / "model.safetensors",
               metadata={"format": "pt"})
     with pytest.raises(TDDetrInputError, match="1 unexpected: head.extra"):
@@ -191,9 +172,9 @@ def test_weights_missing_or_adding_a_tensor_are_refused(model_dir, tmp_path, cap
     ({"ffn_dim": 8}, "of another shape than config.json says"),
     ({"model_type": "bert"}, "model_type is 'bert': not td-detr"),
 ])
-def test_config_json_with_wrong_types_or_sizes_exits_2(workspace, model_dir, tmp_path, capsys, change, expected):
+def test_config_json_with_wrong_types_or_sizes_exits_2(workspace, trained, tmp_path, capsys, change, expected):
     root, data, _ = workspace
-    folder = broken_copy(model_dir, tmp_path, "config")
+    folder = broken_copy(trained, tmp_path, "config")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, **change}))
     assert main(["evaluate", "--model", str(folder), "--dataset", "synthetic", "--data-dir", str(data),

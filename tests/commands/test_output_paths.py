@@ -10,23 +10,12 @@ import pytest
 
 from td_detr.cli import main
 
-from training_utils import make_tiny_synthetic, read_json, write_tiny_config
+from training_utils import read_json
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("outputs")
-    data = make_tiny_synthetic(root / "data", size=24)
-    config = write_tiny_config(root / "tiny.json")
-    model = root / "model"
-    assert main(["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config), "--max-steps",
-                 "1", "--batch-size", "8", "--output-dir", str(model), "--cache-dir", str(root / "cache")]) == 0
-    return root, data, model
-
-
-def evaluate_into(workspace, output, model=None) -> int:
-    root, data, trained = workspace
-    return main(["evaluate", "--model", str(model or trained), "--dataset", "synthetic", "--data-dir", str(data),
+def evaluate_into(workspace, output, model) -> int:
+    root, data, _ = workspace
+    return main(["evaluate", "--model", str(model), "--dataset", "synthetic", "--data-dir", str(data),
                  "--output-dir", str(output), "--cache-dir", str(root / "cache")])
 
 
@@ -51,8 +40,9 @@ def unwritable_dir(tmp_path):
         subprocess.run(undo, check=True)
 
 
-def test_score_refuses_to_overwrite_its_predictions(workspace, capsys):
-    root, data, model = workspace
+def test_score_refuses_to_overwrite_its_predictions(workspace, trained, capsys):
+    root, data, _ = workspace
+    model = trained
     predictions = model / "predictions.jsonl"
     before = predictions.read_bytes()
     assert main(["score", "--predictions", str(predictions), "--ground-truth", str(data / "validation.jsonl"),
@@ -63,35 +53,35 @@ def test_score_refuses_to_overwrite_its_predictions(workspace, capsys):
     assert "--ground-truth" in capsys.readouterr().err
 
 
-def test_evaluate_refuses_the_model_folder_before_predicting(workspace, capsys):
-    _, _, model = workspace
+def test_evaluate_refuses_the_model_folder_before_predicting(workspace, trained, capsys):
+    model = trained
     before = {name: (model / name).read_bytes() for name in ("metrics.json", "predictions.jsonl")}
-    assert evaluate_into(workspace, model) == 2
+    assert evaluate_into(workspace, model, model) == 2
     error = capsys.readouterr().err
     assert "holds a saved model" in error and str(model / "eval") in error
     assert {name: (model / name).read_bytes() for name in before} == before
 
 
-def test_evaluate_checks_its_output_before_loading_anything(workspace, tmp_path, capsys):
+def test_evaluate_checks_its_output_before_loading_anything(workspace, trained, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     # the model does not exist either: the output check comes first, so that is not what is reported
-    assert evaluate_into(workspace, blocker / "eval", model=tmp_path / "no-model") == 2
+    assert evaluate_into(workspace, blocker / "eval", tmp_path / "no-model") == 2
     assert "cannot be created" in capsys.readouterr().err
-    assert evaluate_into(workspace, blocker) == 2
+    assert evaluate_into(workspace, blocker, trained) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
 
 
-def test_unwritable_output_folders_exit_2(workspace, unwritable_dir, capsys):
+def test_unwritable_output_folders_exit_2(workspace, trained, unwritable_dir, capsys):
     root, data, _ = workspace
-    assert evaluate_into(workspace, unwritable_dir / "eval") == 2
+    assert evaluate_into(workspace, unwritable_dir / "eval", trained) == 2
     assert "is not writable" in capsys.readouterr().err
     assert main(["train", "--dataset", "synthetic", "--data-dir", str(data), "--output-dir",
                  str(unwritable_dir / "run")]) == 2
     assert "is not writable" in capsys.readouterr().err
     assert main(["make-synthetic", str(unwritable_dir / "data")]) == 2
     assert "is not writable" in capsys.readouterr().err
-    assert main(["score", "--predictions", str(workspace[2] / "predictions.jsonl"), "--ground-truth",
+    assert main(["score", "--predictions", str(trained / "predictions.jsonl"), "--ground-truth",
                  str(data / "validation.jsonl"), "--output", str(unwritable_dir / "m.json")]) == 2
     assert "is not writable" in capsys.readouterr().err
     assert list(unwritable_dir.iterdir()) == []

@@ -13,17 +13,9 @@ from safetensors.torch import load_file
 from td_detr.cli import main
 from td_detr.run_folder import LOCK_FILE, RUN_FILE
 
-from training_utils import make_tiny_synthetic, read_json, write_tiny_config
+from training_utils import read_json
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    data = make_tiny_synthetic(root / "data", size=24)
-    config = write_tiny_config(root / "tiny.json")
-    return root, data, config
 
 
 def train_command(workspace, output, *extra):

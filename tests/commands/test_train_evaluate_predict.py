@@ -11,27 +11,9 @@ import pytest
 
 from td_detr.cli import main
 
-from training_utils import make_tiny_synthetic, read_json, write_tiny_config
+from training_utils import read_json
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    data = make_tiny_synthetic(root / "data", size=24)
-    config = write_tiny_config(root / "tiny.json")
-    return root, data, config
-
-
-@pytest.fixture(scope="module")
-def trained(workspace):
-    root, data, config = workspace
-    output = root / "run"
-    code = main(["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config),
-                 "--max-steps", "3", "--batch-size", "8", "--output-dir", str(output), "--cache-dir", str(root / "cache")])
-    assert code == 0
-    return output
 
 
 def test_train_saves_a_loadable_model_with_metrics_and_card(trained, capsys):
