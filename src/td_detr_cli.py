@@ -1,10 +1,7 @@
-"""Entry point of the `td-detr` command. It asks `td_detr` to defer its heavy imports (torch, transformers) so that
-`td-detr --help` and `td-detr score` start in well under a second; sub-commands import what they need."""
+"""Entry point of the `td-detr` command. `td_detr` imports its heavy parts (torch, transformers' models) on first
+use, so `td-detr --help` and `td-detr score` start fast; sub-commands import what they need."""
 
-import os
 import sys
-
-os.environ.setdefault("TD_DETR_LAZY_IMPORT", "1")
 
 
 def main() -> int:

@@ -1,46 +1,48 @@
 """td-detr: TD-DETR (ICCV 2025) video moment retrieval and highlight detection on Hugging Face transformers.
 
-Importing the package registers `td_detr` with `AutoConfig` and `AutoModel` (done where the classes are defined, so
-importing :mod:`td_detr.modeling_td_detr` alone registers too). The `td-detr` command sets `TD_DETR_LAZY_IMPORT=1`,
-which defers importing torch / transformers until a name is used, so `td-detr --help` and `td-detr score` start fast.
+The package is a transformers `_LazyModule`: a name below is imported on first use, so `import td_detr.metrics`,
+`import td_detr.data.layout` and `td-detr --help` never load torch. `import td_detr` registers the model type
+`td_detr` with `AutoConfig` / `AutoModel` (see :mod:`td_detr.auto_registration`).
 """
 
-from __future__ import annotations
+from importlib.metadata import version
+from typing import TYPE_CHECKING
 
-import os
+from transformers.utils.import_utils import _LazyModule
 
-from .lazy_exports import lazy_getattr
+from .auto_registration import register_with_auto_classes
 
-__version__ = "0.1.0"
+__version__ = version("td-detr")  # pyproject.toml is the one place the version is written
 
-_EXPORTS = {
-    "TDDetrConfig": "configuration_td_detr",
-    "TDDetrForMomentRetrieval": "modeling_td_detr",
-    "TDDetrModel": "modeling_td_detr",
-    "TDDetrModelOutput": "modeling_td_detr",
-    "TDDetrMomentRetrievalOutput": "modeling_td_detr",
-    "TDDetrPreTrainedModel": "modeling_td_detr",
-    "TDDetrProcessor": "processing_td_detr",
-    "post_process_moment_retrieval": "postprocessing",
+_import_structure = {
+    "configuration_td_detr": ["TDDetrConfig"],
+    "modeling_td_detr": [
+        "TDDetrForMomentRetrieval",
+        "TDDetrModel",
+        "TDDetrModelOutput",
+        "TDDetrMomentRetrievalOutput",
+        "TDDetrPreTrainedModel",
+    ],
+    "postprocessing": ["post_process_moment_retrieval"],
+    "processing_td_detr": ["TDDetrProcessor"],
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
-
-
-if os.environ.get("TD_DETR_LAZY_IMPORT") != "1":
-    from .configuration_td_detr import TDDetrConfig  # noqa: E402
-    from .modeling_td_detr import (  # noqa: E402
+if TYPE_CHECKING:
+    from .configuration_td_detr import TDDetrConfig
+    from .modeling_td_detr import (
         TDDetrForMomentRetrieval,
         TDDetrModel,
         TDDetrModelOutput,
         TDDetrMomentRetrievalOutput,
         TDDetrPreTrainedModel,
     )
-    from .postprocessing import post_process_moment_retrieval  # noqa: E402
+    from .postprocessing import post_process_moment_retrieval
+    from .processing_td_detr import TDDetrProcessor
+else:
+    import sys
+
+    sys.modules[__name__] = _LazyModule(
+        __name__, globals()["__file__"], _import_structure, module_spec=__spec__,
+        extra_objects={"__version__": __version__},
+    )
+    register_with_auto_classes()

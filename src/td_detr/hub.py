@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from importlib.metadata import version
 from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
@@ -156,7 +157,6 @@ def build_model_card(
     template: str | Path | None = None,
 ) -> ModelCard:
     """Render a TD-DETR model card (offline); see :func:`write_model_card`."""
-    from . import __version__
     from .metrics.table import format_metrics_table
 
     key = resolve_dataset_name(dataset_name)
@@ -193,7 +193,7 @@ def build_model_card(
         metric_rows=metric_rows,
         metrics_table=format_metrics_table(metrics) if metrics else "",
         td_detr_citation=TD_DETR_CITATION,
-        td_detr_version=__version__,
+        td_detr_version=version("td-detr"),
     )
 
 

@@ -2,37 +2,61 @@
 default data set (:mod:`.synthetic`), label derivation (:mod:`.labels`), the evaluator's ground truth of a data set
 (:mod:`.ground_truth`), the video synthesizer (:mod:`.synthesis`) and the batch collator (:mod:`.collator`).
 
-Names are imported on first use, so ``import td_detr.data.layout`` does not pull in ``datasets`` or torch.
+A transformers `_LazyModule`: names are imported on first use, so ``import td_detr.data.layout`` does not pull in
+``datasets`` or torch.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from ..lazy_exports import lazy_getattr
+from transformers.utils.import_utils import _LazyModule
 
-_EXPORTS = {
-    "DatasetSettings": "builder",
-    "MomentRetrievalBuilder": "builder",
-    "MomentRetrievalConfig": "builder",
-    "get_dataset_settings": "builder",
-    "load_moment_retrieval_dataset": "builder",
-    "load_text_features": "layout",
-    "load_video_feature_types": "layout",
-    "load_video_features": "layout",
-    "read_annotations": "layout",
-    "write_annotations": "layout",
-    "write_text_features": "layout",
-    "write_video_features": "layout",
-    "SyntheticWorld": "synthetic",
-    "ensure_synthetic_dataset": "synthetic",
-    "write_synthetic_dataset": "synthetic",
-    "DataCollatorForMomentRetrieval": "collator",
-    "VideoSynthesizer": "synthesis",
-    "video_similarity": "synthesis",
-    "row_labels": "labels",
-    "ground_truth_records": "ground_truth",
+_import_structure = {
+    "builder": [
+        "DatasetSettings",
+        "MomentRetrievalBuilder",
+        "MomentRetrievalConfig",
+        "get_dataset_settings",
+        "load_moment_retrieval_dataset",
+    ],
+    "collator": ["DataCollatorForMomentRetrieval"],
+    "ground_truth": ["ground_truth_records"],
+    "labels": ["row_labels"],
+    "layout": [
+        "load_text_features",
+        "load_video_feature_types",
+        "load_video_features",
+        "read_annotations",
+        "write_annotations",
+        "write_text_features",
+        "write_video_features",
+    ],
+    "synthesis": ["VideoSynthesizer", "video_similarity"],
+    "synthetic": ["SyntheticWorld", "ensure_synthetic_dataset", "write_synthetic_dataset"],
 }
 
-__all__ = sorted(_EXPORTS)
+if TYPE_CHECKING:
+    from .builder import (
+        DatasetSettings,
+        MomentRetrievalBuilder,
+        MomentRetrievalConfig,
+        get_dataset_settings,
+        load_moment_retrieval_dataset,
+    )
+    from .collator import DataCollatorForMomentRetrieval
+    from .ground_truth import ground_truth_records
+    from .labels import row_labels
+    from .layout import (
+        load_text_features,
+        load_video_feature_types,
+        load_video_features,
+        read_annotations,
+        write_annotations,
+        write_text_features,
+        write_video_features,
+    )
+    from .synthesis import VideoSynthesizer, video_similarity
+    from .synthetic import SyntheticWorld, ensure_synthetic_dataset, write_synthetic_dataset
+else:
+    import sys
 
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
+    sys.modules[__name__] = _LazyModule(__name__, globals()["__file__"], _import_structure, module_spec=__spec__)
