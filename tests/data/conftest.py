@@ -1,4 +1,4 @@
-"""Shared fixtures for tests/data: the real annotation files and tiny generated feature files."""
+"""Shared fixtures for tests/data: the real annotation files (vendored cuts) and tiny generated feature files."""
 
 from __future__ import annotations
 
@@ -10,15 +10,13 @@ import pytest
 
 from td_detr.data.layout import write_annotations, write_text_features, write_video_features
 
-SHARED_DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
+from fixture_files import FIXTURES
 
 
 @pytest.fixture(scope="session")
-def shared_data_dir() -> Path:
-    """/work/shared/data (QVHighlights and Charades-STA annotations); skips the test when it is absent."""
-    if not (SHARED_DATA / "qvhighlights").is_dir() or not (SHARED_DATA / "charades_sta").is_dir():
-        pytest.skip(f"real annotation files not found under {SHARED_DATA}")
-    return SHARED_DATA
+def real_data_dir() -> Path:
+    """tests/fixtures: the heads of the real QVHighlights and Charades-STA annotation files, in their usual folders."""
+    return FIXTURES
 
 
 def write_features(

@@ -38,8 +38,8 @@ def _assert_rows_match(dataset, records, with_saliency=True):
             assert row["relevant_clip_ids"] == [] and row["saliency_scores"] == []
 
 
-def test_qvhighlights_real_annotations(tmp_path, shared_data_dir, feature_writer):
-    qvh = shared_data_dir / "qvhighlights"
+def test_qvhighlights_real_annotations(tmp_path, real_data_dir, feature_writer):
+    qvh = real_data_dir / "qvhighlights"
     files = {
         "train": "highlight_train_release.jsonl",
         "validation": "highlight_val_release.jsonl",
@@ -79,10 +79,10 @@ def test_qvhighlights_real_annotations(tmp_path, shared_data_dir, feature_writer
     assert settings.annotation_files["test"].endswith("highlight_test_with_gt.jsonl")
 
 
-def test_qvhighlights_test_release_without_gt(tmp_path, shared_data_dir, feature_writer):
+def test_qvhighlights_test_release_without_gt(tmp_path, real_data_dir, feature_writer):
     data_dir = tmp_path / "qvh"
     data_dir.mkdir()
-    shutil.copy(shared_data_dir / "qvhighlights" / "highlight_test_release.jsonl", data_dir)
+    shutil.copy(real_data_dir / "qvhighlights" / "highlight_test_release.jsonl", data_dir)
     records = read_annotations(data_dir / "highlight_test_release.jsonl")[:3]
     feature_writer(data_dir, records)
     ds = load_moment_retrieval_dataset("qvhighlights", data_dir=data_dir, cache_dir=tmp_path / "cache", max_samples=3)
@@ -91,8 +91,8 @@ def test_qvhighlights_test_release_without_gt(tmp_path, shared_data_dir, feature
     assert all(r["relevant_windows"] == [] for r in ds["test"])
 
 
-def test_charades_real_annotations(tmp_path, shared_data_dir, feature_writer):
-    charades = shared_data_dir / "charades_sta"
+def test_charades_real_annotations(tmp_path, real_data_dir, feature_writer):
+    charades = real_data_dir / "charades_sta"
     records = {
         "train": read_annotations(charades / "charades_sta_train_tvr_format.jsonl")[:N],
         "test": read_annotations(charades / "charades_sta_test_tvr_format.jsonl")[:N],

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,9 +13,10 @@ from td_detr.data.labels import (
     row_labels,
     windows_to_span_labels,
 )
+from td_detr.data.layout import read_annotations
 from td_detr.errors import TDDetrInputError
 
-SHARED_DATA = (Path(__file__).parents[2] / ".." / "shared" / "data").resolve()
+from fixture_files import CHARADES_STA, QVHIGHLIGHTS
 
 
 def rng(seed=0):
@@ -118,10 +116,8 @@ def test_row_labels_picks_the_derivation_and_the_clip_mode():
         row_labels([], [], [], 5, 2.0, 10.0, rng())
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "qvhighlights").is_dir(), reason="shared QVHighlights annotations not present")
 def test_labels_on_real_qvhighlights_rows():
-    with (SHARED_DATA / "qvhighlights" / "highlight_val_release.jsonl").open() as handle:
-        records = [json.loads(next(handle)) for _ in range(200)]
+    records = read_annotations(QVHIGHLIGHTS / "highlight_val_release.jsonl")
     for record in records:
         ctx_l = int(record["duration"] // 2)
         labels = row_labels(
@@ -136,10 +132,8 @@ def test_labels_on_real_qvhighlights_rows():
         assert ((labels["spans"] > 0) & (labels["spans"] <= 1)).all()
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "charades_sta").is_dir(), reason="shared Charades-STA annotations not present")
 def test_pseudo_labels_on_real_charades_rows():
-    with (SHARED_DATA / "charades_sta" / "charades_sta_test_tvr_format.jsonl").open() as handle:
-        records = [json.loads(next(handle)) for _ in range(200)]
+    records = read_annotations(CHARADES_STA / "charades_sta_test_tvr_format.jsonl")
     for record in records:
         ctx_l = int(np.ceil(record["duration"]))  # 1-s clips
         labels = row_labels(record["relevant_windows"], [], [], ctx_l, 1.0, record["duration"], rng(record["qid"]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from huggingface_hub import ModelCard
 
@@ -12,7 +10,7 @@ from td_detr.errors import TDDetrInputError
 from td_detr.hub import MODEL_INDEX_METRICS, brief_metrics, infer_dataset_name, write_model_card
 from td_detr.metrics import evaluate_submission, read_jsonl
 
-QVH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "qvhighlights"
+from fixture_files import QVHIGHLIGHTS, REFERENCE_PREDICTIONS
 
 BRIEF = {
     "MR-full-R1@0.3": 70.5, "MR-full-R1@0.5": 62.25, "MR-full-R1@0.7": 47.0, "MR-full-mAP": 41.5,
@@ -63,10 +61,8 @@ def test_card_without_metrics_has_no_model_index(tmp_path):
 
 
 def test_card_from_the_real_evaluator_output(tmp_path):
-    if not (QVH / "reference_predictions" / "sample_val_preds.jsonl").is_file():
-        pytest.skip(f"QVHighlights reference predictions not found under {QVH}")
-    metrics = evaluate_submission(read_jsonl(QVH / "reference_predictions" / "sample_val_preds.jsonl"),
-                                  read_jsonl(QVH / "highlight_val_release.jsonl"))
+    ground_truth = read_jsonl(QVHIGHLIGHTS / "highlight_val_release.jsonl")
+    metrics = evaluate_submission(read_jsonl(REFERENCE_PREDICTIONS), ground_truth)
     write_model_card(tmp_path, TDDetrConfig(), metrics, dataset_name="qvhighlights", model_id="org/m")
     values = index_of(ModelCard.load(tmp_path / "README.md"))
     expected = {MODEL_INDEX_METRICS[k][2]: v for k, v in metrics["brief"].items() if k in MODEL_INDEX_METRICS}
