@@ -95,8 +95,8 @@ def main(argv=None) -> int:
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(f"{args.config}: dropout {config.dropout}, input dropout {config.input_dropout}; {args.threads} threads; "
           f"{rounds} rounds x {args.steps} steps per arm")
-    for name, value in medians.items():
-        print(f"  {name:16s} train step median {value:.3f} s  (min {min(times[name]):.3f}, max {max(times[name]):.3f})")
+    for name, value in medians.items():  # 4 significant digits: a dry run's steps take milliseconds
+        print(f"  {name:16s} train step median {value:.4g} s  (min {min(times[name]):.4g}, max {max(times[name]):.4g})")
     print(f"  ratio torch / td_detr dropout: {medians['torch dropout'] / medians['td_detr dropout']:.3f}")
     return 0
 

@@ -6,21 +6,9 @@ from transformers import AutoConfig
 from td_detr import TDDetrConfig
 
 
-def test_defaults_are_the_official_qvhighlights_run():
-    config = TDDetrConfig()
-    assert (config.t2v_layers, config.encoder_layers, config.decoder_layers) == (4, 4, 4)
-    assert (config.span_loss_weight, config.giou_loss_weight) == (1.0, 10.0)
-    assert (config.matcher_span_cost, config.matcher_giou_cost, config.matcher_class_cost) == (1.0, 10.0, 4.0)
-    assert config.video_input_size == 2818 and config.text_feature_size == 512
-    assert config.dynamics_beta == 0.7 and config.synthesis_alpha == 0.7
-    assert config.use_dynamics and config.synthesis_pairing == "similarity"
-
-
-def test_qd_detr_baseline_preset():
+def test_qd_detr_baseline_is_qd_detr_and_takes_overrides():
     config = TDDetrConfig.qd_detr_baseline(hidden_size=64)
-    assert (config.t2v_layers, config.encoder_layers, config.decoder_layers) == (2, 2, 2)
-    assert (config.span_loss_weight, config.giou_loss_weight) == (10.0, 1.0)
-    assert not config.use_dynamics and config.synthesis_pairing == "none"
+    assert not config.use_dynamics and config.synthesis_pairing == "none"  # what makes the model QD-DETR
     assert config.hidden_size == 64
 
 

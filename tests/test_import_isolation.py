@@ -45,6 +45,7 @@ def test_command_line_help_loads_no_torch():
     assert out.strip() == "False"
 
 
+@pytest.mark.slow  # loads torch in a fresh interpreter
 def test_package_names_load_on_first_use():
     out = run_python("""
         import sys
@@ -76,16 +77,16 @@ LOAD_WITH_AUTO = """
 """
 
 
+@pytest.mark.slow  # each case loads torch in a fresh interpreter
 @pytest.mark.parametrize("first", [
     # the README's order: the package, then the Auto classes (the package alone must not load torch)
     "import td_detr\nimport sys\nassert 'torch' not in sys.modules\nfrom transformers import AutoConfig, AutoModel",
     # transformers' Auto classes already loaded when td_detr is imported
-    pytest.param("from transformers import AutoConfig, AutoModel\nimport td_detr", marks=pytest.mark.slow),
+    "from transformers import AutoConfig, AutoModel\nimport td_detr",
     # a td_detr name used before the Auto classes
-    pytest.param("from td_detr import TDDetrConfig\nTDDetrConfig()\nfrom transformers import AutoConfig, AutoModel",
-                 marks=pytest.mark.slow),
+    "from td_detr import TDDetrConfig\nTDDetrConfig()\nfrom transformers import AutoConfig, AutoModel",
     # only a torch-free submodule imported
-    pytest.param("import td_detr.metrics\nfrom transformers import AutoConfig, AutoModel", marks=pytest.mark.slow),
+    "import td_detr.metrics\nfrom transformers import AutoConfig, AutoModel",
 ], ids=["package-first", "transformers-first", "config-first", "submodule-only"])
 def test_auto_classes_find_a_saved_model_after_import_td_detr(saved_model, first):
     out = run_python(first + "\n" + textwrap.dedent(LOAD_WITH_AUTO).format(folder=str(saved_model)))

@@ -14,6 +14,8 @@ from td_detr.span_utils import span_cxw_to_xx, temporal_iou
 
 from model_utils import tiny_config
 
+pytestmark = pytest.mark.slow  # 300 optimizer steps per case
+
 NUM_SAMPLES, CLIPS, TOKENS, ACTIONS = 12, 24, 4, 4
 
 

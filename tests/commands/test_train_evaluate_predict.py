@@ -127,6 +127,7 @@ def test_the_saved_processor_holds_clip_length_and_feature_types(trained):
         k: v for k, v in saved.items() if k != "processor_class"}).to_dict()
 
 
+@pytest.mark.slow
 def test_two_process_training_gathers_metrics_like_one_process(workspace, tmp_path):
     """torchrun with 2 CPU processes (DDP over gloo): the final evaluation is sharded and gathered; the same saved
     weights evaluated in one process must give identical metrics."""

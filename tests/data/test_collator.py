@@ -144,8 +144,9 @@ def test_from_config_reads_fields_by_name():
 
 
 def test_from_config_with_the_real_config_class():
-    td_detr = pytest.importorskip("td_detr")
-    config = td_detr.TDDetrConfig(clip_length=1.0, max_video_length=None)
+    from td_detr import TDDetrConfig
+
+    config = TDDetrConfig(clip_length=1.0, max_video_length=None)
     collator = DataCollatorForMomentRetrieval.from_config(config, training=True)
     assert collator.synthesizer.pairing == config.synthesis_pairing and collator.clip_length == 1.0
 

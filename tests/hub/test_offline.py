@@ -46,6 +46,7 @@ def test_offline_without_the_repo_in_cache_fails_clearly(offline_cache):
         TDDetrForMomentRetrieval.from_pretrained("org/td-detr-charades")
 
 
+@pytest.mark.slow
 def test_offline_in_a_fresh_process_from_hf_home(qvh_checkpoint, tmp_path):
     """The user's path: HF_HOME and HF_HUB_OFFLINE=1 set before import, an endpoint that cannot be reached."""
     folder, model = qvh_checkpoint

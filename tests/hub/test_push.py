@@ -133,6 +133,7 @@ def test_push_rejects_a_bad_repo_id(saved_model, capsys):
     assert "--repo-id 'org//two slashes'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_push_in_a_fresh_process_follows_hf_endpoint(fake_hub, saved_model, tmp_path):
     """The user's path: HF_ENDPOINT set in the environment before huggingface_hub is imported."""
     folder, _ = saved_model

@@ -45,7 +45,8 @@ def test_torch_arm_uses_torch_dropout(script):
 def test_dry_run_prints_both_arms(script, capsys):
     assert script.main(["--dry-run", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    medians = [float(m) for m in re.findall(r"train step median ([0-9.]+) s", out)]
+    medians = [float(m) for m in re.findall(r"train step median ([0-9.e+-]+) s", out)]
     ratio = float(re.search(r"ratio torch / td_detr dropout: ([0-9.]+)", out).group(1))
     assert len(medians) == 2 and all(m > 0 for m in medians)
-    assert ratio == pytest.approx(medians[1] / medians[0], rel=0.05)  # medians are printed to 3 decimals
+    # Medians are printed to 4 significant digits (ratio error <= 0.1%), the ratio to 3 decimals.
+    assert ratio == pytest.approx(medians[1] / medians[0], rel=0.002, abs=0.001)

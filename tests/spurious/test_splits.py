@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from td_detr.data import layout
 from td_detr.data.synthesis import clip_unit_vectors
 from td_detr.errors import TDDetrInputError
 from td_detr.spurious.splits import (
@@ -143,7 +144,6 @@ def test_context_videos_by_eq1_and_at_random():
 
 @pytest.fixture
 def layout_dir(tmp_path):
-    layout = pytest.importorskip("td_detr.data.layout")
     root = tmp_path / "source"
     records = [
         {"qid": 1, "query": "a", "vid": "v0", "duration": 24.0, "relevant_windows": [[4.0, 10.0]],
@@ -171,7 +171,6 @@ def _dirs(root):
 
 
 def test_write_masked_split_round_trips_through_the_layout(layout_dir, tmp_path):
-    layout = pytest.importorskip("td_detr.data.layout")
     video_dirs, text_dir = _dirs(layout_dir)
     out = tmp_path / "masked"
     annotation = write_masked_split(layout_dir / "val.jsonl", video_dirs, text_dir, out, clip_length=2.0, seed=1)
@@ -203,7 +202,6 @@ def test_write_masked_split_round_trips_through_the_layout(layout_dir, tmp_path)
 
 @pytest.mark.parametrize("pairing", ["similarity", "random"])
 def test_write_dynamic_context_split_round_trips_through_the_layout(layout_dir, tmp_path, pairing):
-    layout = pytest.importorskip("td_detr.data.layout")
     video_dirs, text_dir = _dirs(layout_dir)
     out = tmp_path / "dynamic"
     annotation = write_dynamic_context_split(
@@ -234,7 +232,6 @@ def test_write_dynamic_context_split_round_trips_through_the_layout(layout_dir, 
 
 
 def test_writers_reject_splits_without_ground_truth(tmp_path, layout_dir):
-    layout = pytest.importorskip("td_detr.data.layout")
     layout.write_annotations(tmp_path / "test.jsonl", [{"qid": 9, "query": "x", "vid": "v0", "duration": 24.0}])
     video_dirs, text_dir = _dirs(layout_dir)
     with pytest.raises(TDDetrInputError, match="qid 9 has no relevant_windows"):
