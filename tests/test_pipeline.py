@@ -20,10 +20,10 @@ from td_detr.commands.video_options import (  # noqa: E402
     plot_evaluated_query,
     run_video_predict,
 )
-from td_detr.data.layout import l2_normalize_rows  # noqa: E402
 from td_detr.errors import TDDetrInputError  # noqa: E402
 from td_detr.features import CLIPFeatureEncoder  # noqa: E402
 from td_detr.pipeline import TASK, MomentRetrievalPipeline, moment_retrieval_pipeline  # noqa: E402
+from td_detr.processing_td_detr import l2_normalize_rows  # noqa: E402
 from td_detr.processing_td_detr import (  # noqa: E402
     TDDetrProcessor,
     merge_window_predictions,

@@ -22,13 +22,25 @@ from collections.abc import Sequence
 import numpy as np
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 
-from .data.layout import l2_normalize_rows
+from .data.layout import (
+    TEXT_FEATURE_KEY,
+    PathLike,
+    load_video_feature_types,
+    read_feature_array,
+    text_feature_path,
+)
 from .errors import TDDetrInputError
 
 LONG_VIDEO_MODES = ("window", "refuse")
 SPAN_UNITS = ("clips", "duration")
 NORMALIZATIONS = ("l2", "none")
 DEFAULT_NMS_THRESHOLD = 0.7
+L2_EPS = 1e-5  # x / (||x|| + eps), as the reference loader does
+
+
+def l2_normalize_rows(array: np.ndarray) -> np.ndarray:
+    """Row-wise x / (||x||_2 + 1e-5), in float32."""
+    return (array / (np.linalg.norm(array, axis=1, keepdims=True) + L2_EPS)).astype(np.float32, copy=False)
 
 
 def sliding_window_starts(num_clips: int, window: int | None, stride: int | None = None) -> np.ndarray:
@@ -388,3 +400,18 @@ def load_processor(name_or_path, config, **overrides) -> TDDetrProcessor:
 
 __all__ = ["TDDetrProcessor", "length_mask", "load_processor", "merge_window_predictions", "pad_rows",
            "sliding_window_starts", "temporal_nms"]
+
+
+def load_video_features(vid: str, video_feature_dirs: Sequence[PathLike], max_length: int | None = None) -> np.ndarray:
+    """Video features of ``vid`` read from the standard layout and prepared as the model consumes them:
+    [L, sum(dims)] float32, cut to ``max_length`` clips (None or negative: no cap), the types in folder order. No TEF.
+    """
+    return TDDetrProcessor().prepare_video(load_video_feature_types(vid, video_feature_dirs, max_length))
+
+
+def load_text_features(qid: int, text_feature_dir: PathLike, max_length: int | None = None) -> np.ndarray:
+    """Text features of ``qid`` read from the standard layout and prepared as the model consumes them: the first
+    ``max_length`` token rows (None or negative: all), L2-normalised; [T, Dt] float32."""
+    array = read_feature_array(text_feature_path(text_feature_dir, qid), TEXT_FEATURE_KEY)
+    cap = None if max_length is None or max_length < 0 else max_length
+    return TDDetrProcessor(max_query_length=cap or None).prepare_text(array)

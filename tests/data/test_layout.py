@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 
 from td_detr.data.layout import (
-    load_text_features,
     load_video_feature_types,
-    load_video_features,
     read_annotations,
     write_annotations,
     write_text_features,
     write_video_features,
 )
 from td_detr.errors import TDDetrInputError
+from td_detr.processing_td_detr import load_text_features, load_video_features
 
 
 def _normalised(x):

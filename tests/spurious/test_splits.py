@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from td_detr.data import layout
 from td_detr.data.synthesis import clip_unit_vectors
 from td_detr.errors import TDDetrInputError
+from td_detr.processing_td_detr import load_text_features
 from td_detr.spurious.splits import (
     choose_context_videos,
     dynamic_context,
@@ -189,8 +190,8 @@ def test_write_masked_split_round_trips_through_the_layout(layout_dir, tmp_path)
             np.testing.assert_array_equal(a[~hidden], b[~hidden])
             assert (a[hidden] != b[hidden]).any(axis=1).all()
         np.testing.assert_array_equal(
-            layout.load_text_features(record["qid"], out / "clip_text_features"),
-            layout.load_text_features(record["qid"], text_dir),
+            load_text_features(record["qid"], out / "clip_text_features"),
+            load_text_features(record["qid"], text_dir),
         )
     again = write_masked_split(
         layout_dir / "val.jsonl", video_dirs, text_dir, tmp_path / "again", seed=1, text_files="copy"

@@ -22,9 +22,7 @@ _import_structure = {
     "ground_truth": ["ground_truth_records"],
     "labels": ["row_labels"],
     "layout": [
-        "load_text_features",
         "load_video_feature_types",
-        "load_video_features",
         "read_annotations",
         "write_annotations",
         "write_text_features",
@@ -46,9 +44,7 @@ if TYPE_CHECKING:
     from .ground_truth import ground_truth_records
     from .labels import row_labels
     from .layout import (
-        load_text_features,
         load_video_feature_types,
-        load_video_features,
         read_annotations,
         write_annotations,
         write_text_features,

@@ -7,9 +7,9 @@ A data set is a few annotation JSONL files (one (query, video) pair per line) pl
 * one text feature folder holding ``qid{qid}.npz`` with key ``last_hidden_state`` of shape [tokens, dim].
 
 Reading is done here; preparing the arrays for the model (per-type L2 normalisation, cut to the shortest type,
-concatenation; QD-DETR's rule) is :class:`td_detr.processing_td_detr.TDDetrProcessor`'s job, which
-:func:`load_video_features` / :func:`load_text_features` call. No temporal endpoint feature is appended; the model adds
-it.
+concatenation; QD-DETR's rule) is :class:`td_detr.processing_td_detr.TDDetrProcessor`'s job (its module's
+``load_video_features`` / ``load_text_features`` read and prepare in one call). No temporal endpoint feature is
+appended; the model adds it.
 
 Annotation checks are strict: a window must satisfy ``0 <= st < ed <= duration`` (a window ending exactly at the
 duration, as many Charades-STA windows do, is fine). Anything else is an error that names the file, line and qid,
@@ -30,7 +30,6 @@ from ..errors import TDDetrInputError
 
 VIDEO_FEATURE_KEY = "features"
 TEXT_FEATURE_KEY = "last_hidden_state"
-L2_EPS = 1e-5  # x / (||x|| + eps), as the reference loader does
 # Float slack when comparing a window end with the duration (durations are stored with 2 decimals).
 WINDOW_TOLERANCE = 1e-6
 
@@ -217,11 +216,6 @@ def read_feature_array(path: PathLike, key: str) -> np.ndarray:
     return array
 
 
-def l2_normalize_rows(array: np.ndarray) -> np.ndarray:
-    """Row-wise x / (||x||_2 + 1e-5), in float32."""
-    return (array / (np.linalg.norm(array, axis=1, keepdims=True) + L2_EPS)).astype(np.float32, copy=False)
-
-
 def _cap(max_length: int | None) -> int | None:
     return None if max_length is None or max_length < 0 else max_length
 
@@ -241,24 +235,6 @@ def load_video_feature_types(
     if cap is not None:
         length = min(length, cap)
     return [array[:length] for array in arrays]
-
-
-def load_video_features(vid: str, video_feature_dirs: Sequence[PathLike], max_length: int | None = None) -> np.ndarray:
-    """Video features of ``vid`` as the model consumes them: [L, sum(dims)] float32, cut to ``max_length`` clips
-    (the types in folder order, prepared by :meth:`TDDetrProcessor.prepare_video`). No TEF.
-    """
-    from ..processing_td_detr import TDDetrProcessor  # lazy: reading files needs no transformers
-
-    return TDDetrProcessor().prepare_video(load_video_feature_types(vid, video_feature_dirs, max_length))
-
-
-def load_text_features(qid: int, text_feature_dir: PathLike, max_length: int | None = None) -> np.ndarray:
-    """Text features of ``qid`` as the model consumes them: the first ``max_length`` token rows, normalised by
-    :meth:`TDDetrProcessor.prepare_text`; [T, Dt] float32."""
-    from ..processing_td_detr import TDDetrProcessor
-
-    array = read_feature_array(text_feature_path(text_feature_dir, qid), TEXT_FEATURE_KEY)
-    return TDDetrProcessor(max_query_length=_cap(max_length) or None).prepare_text(array)
 
 
 def write_video_features(folder: PathLike, vid: str, array: np.ndarray) -> Path:
