@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 from ..errors import TDDetrInputError
-from ..run_folder import CompleteCheckpointCallback, RunFolder, run_fingerprint
 from .data_options import add_data_arguments, dataset_name, resolve_data
 from .flag_checks import check_positive_flags
 
@@ -72,6 +71,8 @@ def apply_ablations(config, args) -> None:
 
 
 def run(args) -> int:
+    from ..run_folder import RunFolder  # imports transformers' Trainer (torch): not at module level, for --help
+
     check_positive_flags(args, "epochs", "max_steps", "batch_size", "lr", "save_steps", "threads", "max_samples")
     output_dir = Path(args.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, dataset_name(args)))
     folder = RunFolder(output_dir)
@@ -92,6 +93,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     from ..metrics import format_metrics_table
     from ..modeling_td_detr import TDDetrForMomentRetrieval
     from ..processing_td_detr import TDDetrProcessor
+    from ..run_folder import CompleteCheckpointCallback, run_fingerprint
     from ..training import TDDetrTrainer, preset_for, model_config_for, training_arguments
     from .model_loading import load_config_or_model
 
