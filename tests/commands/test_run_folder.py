@@ -91,16 +91,22 @@ def test_resume_skips_an_incomplete_checkpoint_and_matches_an_uninterrupted_run(
     assert all((resumed[key] == uninterrupted[key]).all() for key in resumed)
 
 
+def hold_lock(folder: Path) -> subprocess.Popen:
+    """Another process holding the folder's lock (as a running `td-detr train` does)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from td_detr.run_folder import RunLock; "
+         f"lock = RunLock({str(folder)!r}); lock.acquire(); print('locked', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
 def test_a_second_train_into_a_busy_folder_exits_2_naming_the_first(workspace, tmp_path, capsys):
     output = tmp_path / "busy"
     output.mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from td_detr.run_folder import RunLock; "
-         f"lock = RunLock({str(output)!r}); lock.acquire(); print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(SRC)},
-    )
+    holder = hold_lock(output)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         assert main(train_command(workspace, output, "--max-steps", "1")) == 2
         assert f"PID {holder.pid}" in capsys.readouterr().err
     finally:
@@ -109,11 +115,13 @@ def test_a_second_train_into_a_busy_folder_exits_2_naming_the_first(workspace, t
     assert not (output / RUN_FILE).exists()
 
 
-def test_a_stale_lock_of_a_dead_process_is_reclaimed(workspace, tmp_path):
+def test_the_lock_of_a_killed_process_is_reclaimed(workspace, tmp_path):
     output = tmp_path / "stale"
     output.mkdir()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (output / LOCK_FILE).write_text(dead.stdout.strip())  # left behind by a killed run: nobody holds the flock
+    holder = hold_lock(output)
+    holder.kill()  # SIGKILL: no clean-up runs, the lock file with its PID stays behind
+    holder.wait()
+    assert (output / LOCK_FILE).read_text() == str(holder.pid)
     assert main(train_command(workspace, output, "--max-steps", "1")) == 0
     assert (output / "model.safetensors").is_file() and not (output / LOCK_FILE).exists()
 
