@@ -102,6 +102,7 @@ def hold_lock(folder: Path) -> subprocess.Popen:
     return holder
 
 
+@pytest.mark.slow  # a second Python process holds the lock
 def test_a_second_train_into_a_busy_folder_exits_2_naming_the_first(workspace, tmp_path, capsys):
     output = tmp_path / "busy"
     output.mkdir()
@@ -115,6 +116,7 @@ def test_a_second_train_into_a_busy_folder_exits_2_naming_the_first(workspace, t
     assert not (output / RUN_FILE).exists()
 
 
+@pytest.mark.slow  # a second Python process holds the lock
 def test_the_lock_of_a_killed_process_is_reclaimed(workspace, tmp_path):
     output = tmp_path / "stale"
     output.mkdir()
