@@ -19,7 +19,8 @@ def test_windows_are_sorted_denormalised_clamped_and_rounded():
         mask=[[1.0, 1.0, 1.0, 0.0]],
     )
     # spans are in units of the valid clips: 3 clips × 10 s = 30 s
-    result = post_process_moment_retrieval(outputs, [30.0], clip_length=10.0, round_to_clip=False)[0]
+    result = post_process_moment_retrieval(outputs, [30.0], clip_length=10.0, round_to_clip=False,
+                                           min_window_clips=0)[0]  # windows under one 10-s clip stay as predicted
     windows = result["pred_relevant_windows"]
     assert [w[2] for w in windows] == sorted((w[2] for w in windows), reverse=True)
     best = windows[0]
@@ -51,3 +52,17 @@ def test_windows_are_in_seconds_of_the_given_clips_clamped_to_a_shorter_duration
     # the whole clip span: 4 clips × 2 s; a 400-s duration does not stretch it, a 7-s one clamps it
     assert post_process_moment_retrieval(outputs, [400.0], round_to_clip=False)[0]["pred_relevant_windows"][0][:2] == [0.0, 8.0]
     assert post_process_moment_retrieval(outputs, [7.0], round_to_clip=False)[0]["pred_relevant_windows"][0][:2] == [0.0, 7.0]
+
+
+def test_every_window_spans_at_least_one_clip_inside_the_video():
+    # beyond the end, before the start, and a video shorter than a clip: all collapse to a point when clamped
+    outputs = outputs_for(
+        logits=[[[3.0, 0.0], [2.0, 0.0], [1.0, 0.0]]], spans=[[[1.1, 0.1], [-0.2, 0.1], [0.5, 0.0]]],
+        saliency=[[0.0] * 57], mask=[[1.0] * 57],
+    )
+    windows = post_process_moment_retrieval(outputs, [114.0], clip_length=2.0)[0]["pred_relevant_windows"]
+    assert [w[:2] for w in windows] == [[112.0, 114.0], [0.0, 2.0], [56.0, 58.0]]
+    official = post_process_moment_retrieval(outputs, [114.0], clip_length=2.0, min_window_clips=0)[0]
+    assert [w[:2] for w in official["pred_relevant_windows"]] == [[114.0, 114.0], [0.0, 0.0], [56.0, 56.0]]
+    short_video = post_process_moment_retrieval(outputs, [1.5], clip_length=2.0, round_to_clip=False)[0]
+    assert all(w[:2] == [0.0, 1.5] for w in short_video["pred_relevant_windows"])

@@ -27,11 +27,23 @@ COMMAND_MODULES = (
 )
 
 
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("td-detr")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        from . import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="td-detr",
         description="TD-DETR video moment retrieval: train, evaluate, predict, score, convert and share models.",
     )
+    parser.add_argument("--version", action="version", version=f"td-detr {_installed_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -56,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"td-detr {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"td-detr {args.command}: interrupted", file=sys.stderr)
+        hint = getattr(args, "interrupt_hint", None)
+        print(f"td-detr {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
 
 

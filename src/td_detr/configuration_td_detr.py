@@ -98,6 +98,10 @@ class TDDetrConfig(PreTrainedConfig):
     Post-processing:
         round_to_clip (`bool`, defaults to `True`): round predicted window ends to multiples of `clip_length`
             (half to even), as the reference post-processing does.
+        min_window_clips (`int`, defaults to 1): every predicted window spans at least this many clips (a window
+            that collapsed to a point, e.g. `[114.0, 114.0]` after clamping to the duration, is widened inside the
+            video). `0` keeps such zero-length windows, as the reference post-processing does (its min-length clip
+            is configured but not applied).
     """
 
     model_type = "td_detr"
@@ -149,6 +153,7 @@ class TDDetrConfig(PreTrainedConfig):
     use_auxiliary_loss: bool = True
 
     round_to_clip: bool = True
+    min_window_clips: int = 1
 
     def __post_init__(self, **kwargs):
         # The one model_type check: from_pretrained, from_dict and from_json_file all pass a saved "model_type" here.
@@ -190,6 +195,8 @@ class TDDetrConfig(PreTrainedConfig):
         for field in ("dropout", "input_dropout"):
             if not 0.0 <= getattr(self, field) < 1.0:
                 raise ValueError(f"TDDetrConfig.{field}={getattr(self, field)} must lie in [0, 1)")
+        if self.min_window_clips < 0:
+            raise ValueError(f"TDDetrConfig.min_window_clips={self.min_window_clips} must be >= 0")
         if not 1 <= self.num_input_projections <= 3:
             raise ValueError(f"TDDetrConfig.num_input_projections={self.num_input_projections}; expected 1, 2 or 3")
         for field in ("dynamics_beta", "synthesis_alpha"):

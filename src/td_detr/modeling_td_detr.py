@@ -364,6 +364,7 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
             durations,
             clip_length=self.config.clip_length,
             round_to_clip=self.config.round_to_clip if round_to_clip is None else round_to_clip,
+            min_window_clips=self.config.min_window_clips,
         )
 
 

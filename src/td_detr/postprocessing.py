@@ -22,10 +22,20 @@ def _round4(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x * 1e4) / 1e4
 
 
+def _widen_short_windows(windows: torch.Tensor, duration: torch.Tensor, width: float) -> torch.Tensor:
+    """Windows shorter than `width` grow to the right, then to the left where the video ends there."""
+    start, end = windows.unbind(-1)
+    short = end - start < width
+    end = torch.where(short, torch.minimum(start + width, duration[..., 0]), end)
+    start = torch.where(short, (end - width).clamp(min=0), start)
+    return torch.stack((start, end), dim=-1)
+
+
 @torch.no_grad()
 def post_process_moment_retrieval(
     outputs, durations: Sequence[float] | torch.Tensor | None = None, clip_length: float = 2.0,
     round_to_clip: bool = True, span_seconds: Sequence[float] | torch.Tensor | None = None,
+    min_window_clips: int = 1,
 ) -> list[dict]:
     """Per query `{"pred_relevant_windows": [[start_s, end_s, score], ...] (best first),
     "pred_saliency_scores": [one float per valid clip]}`.
@@ -37,6 +47,7 @@ def post_process_moment_retrieval(
         round_to_clip: snap window ends to multiples of `clip_length`.
         span_seconds: per query, the seconds the model's [0, 1] span stands for, instead of valid clips × clip_length
             (the official decoding passes the durations here).
+        min_window_clips: widen shorter windows to this many clips, inside [0, duration] (0: leave them).
     """
     # float64 so that the 4-decimal rounding survives the conversion to Python floats
     logits, spans = outputs.logits.double(), outputs.pred_spans.double()
@@ -60,6 +71,8 @@ def post_process_moment_retrieval(
     if round_to_clip:
         windows = torch.round(windows / clip_length) * clip_length
         windows = torch.minimum(windows, duration)
+    if min_window_clips > 0:
+        windows = _widen_short_windows(windows, duration, min_window_clips * clip_length)
     ranked = torch.cat((windows, scores.unsqueeze(-1)), dim=-1).cpu()
 
     valid_lengths = outputs.video_mask.sum(dim=1).long().cpu().tolist()

@@ -153,6 +153,8 @@ class TDDetrProcessor(FeatureExtractionMixin):
         nms_threshold (`float`, *optional*, defaults to 0.7): temporal NMS IoU for pooled windows of a long video
             (`None`: keep all).
         round_to_clip (`bool`, defaults to `True`): round window ends to multiples of `clip_length`.
+        min_window_clips (`int`, defaults to 1): every window spans at least this many clips (0: zero-length windows
+            survive, as in the reference post-processing); see `TDDetrConfig.min_window_clips`.
         span_unit (`str`, defaults to ``"clips"``): what a predicted [0, 1] span stands for: the clips the model was
             given (``"clips"``, the convention training uses for its targets) or, for a video predicted in one row with
             a known duration, that duration (``"duration"``: the official QD-DETR / TD-DETR decoding; the two agree
@@ -176,6 +178,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
         nms_threshold: float | None = DEFAULT_NMS_THRESHOLD,
         round_to_clip: bool = True,
         span_unit: str = "clips",
+        min_window_clips: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -213,6 +216,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
         self.nms_threshold = nms_threshold
         self.round_to_clip = bool(round_to_clip)
         self.span_unit = span_unit
+        self.min_window_clips = int(min_window_clips)
 
     @classmethod
     def from_model_config(cls, config, **kwargs) -> "TDDetrProcessor":
@@ -221,6 +225,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
         settings = dict(
             clip_length=config.clip_length, max_video_length=config.max_video_length,
             max_query_length=config.max_query_length, round_to_clip=getattr(config, "round_to_clip", True),
+            min_window_clips=getattr(config, "min_window_clips", 1),
             video_feature_size=config.video_feature_size, text_feature_dim=config.text_feature_size,
         )
         settings.update(kwargs)
@@ -363,7 +368,8 @@ class TDDetrProcessor(FeatureExtractionMixin):
                 span_seconds[row] = float(duration)
             row += len(starts)
         rows = post_process_moment_retrieval(outputs, None, clip_length=self.clip_length,
-                                             round_to_clip=self.round_to_clip, span_seconds=span_seconds)
+                                             round_to_clip=self.round_to_clip, span_seconds=span_seconds,
+                                             min_window_clips=self.min_window_clips)
         threshold = self.nms_threshold if nms_threshold is DEFAULT_NMS_THRESHOLD else nms_threshold
         results, first = [], 0
         for starts, duration, use_duration in zip(window_starts, durations, official):

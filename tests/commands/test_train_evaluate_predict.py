@@ -167,7 +167,7 @@ def test_spurious_eval_writes_both_splits_and_reports(trained, workspace, tmp_pa
     assert "lower=better" in capsys.readouterr().out
 
 
-def test_train_resume_flag_continues_from_the_latest_checkpoint(workspace, tmp_path):
+def test_train_resume_flag_continues_from_the_latest_checkpoint(workspace, tmp_path, capsys):
     root, data, config = workspace
     output = tmp_path / "resumable"
     common = ["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config), "--batch-size", "8",
@@ -175,8 +175,33 @@ def test_train_resume_flag_continues_from_the_latest_checkpoint(workspace, tmp_p
     assert main(common + ["--max-steps", "2"]) == 0  # the "killed" run: its last checkpoint is checkpoint-2
     assert (output / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists()
     assert (output / "checkpoints" / "checkpoint-2" / "preprocessor_config.json").exists()  # the processor travels
+    capsys.readouterr()
     assert main(common + ["--max-steps", "4", "--resume"]) == 0
+    assert f"resuming from {output / 'checkpoints' / 'checkpoint-2'}" in capsys.readouterr().out
     state = read_json(output / "checkpoints" / "checkpoint-4" / "trainer_state.json")
     assert state["global_step"] == 4
     assert main(["train", "--resume", "--dataset", "synthetic", "--data-dir", str(data),
                  "--output-dir", str(tmp_path / "empty"), "--cache-dir", str(root / "cache")]) == 2
+
+
+@pytest.mark.parametrize("saved", [True, False])
+def test_ctrl_c_during_training_says_how_to_resume(workspace, tmp_path, monkeypatch, capsys, saved):
+    from td_detr.training import TDDetrTrainer
+
+    root, data, config = workspace
+    output = tmp_path / "interrupted"
+    if saved:
+        (output / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+
+    def interrupted_train(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TDDetrTrainer, "train", interrupted_train)
+    code = main(["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config),
+                 "--output-dir", str(output), "--cache-dir", str(root / "cache")])
+    assert code == 130
+    message = capsys.readouterr().err
+    if saved:
+        assert "add --resume to the same command" in message and str(output / "checkpoints") in message
+    else:
+        assert "no checkpoint was saved yet" in message

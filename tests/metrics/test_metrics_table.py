@@ -14,7 +14,7 @@ def test_table_lists_buckets_levels_and_values():
     assert lines[0].split() == ["Moment", "retrieval", "full", "short", "middle", "long"]
     assert lines[1].split() == ["queries", "1", "1", "0", "0"]
     r1 = next(line for line in lines if line.strip().startswith("R1@0.5")).split()
-    assert r1 == ["R1@0.5", "100.00", "100.00", "0.00", "0.00"]
+    assert r1 == ["R1@0.5", "100.00", "100.00", "n/a", "n/a"]  # middle / long hold no query: no score, not 0.00
     assert "Highlight detection" in table and "VeryGood" in table
     hit_row = next(line for line in lines if line.strip().startswith("HIT@1"))
     assert hit_row.split() == ["HIT@1", "100.00", "100.00", "100.00"]

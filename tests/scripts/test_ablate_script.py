@@ -140,3 +140,9 @@ def test_parallel_runs_keep_their_own_results(ablate, tmp_path):
     # Each run left its own log beside the (cleaned-up) work folders; no spec file is left behind.
     assert {p.name for p in (results / "work").glob("*.log")} == {f"{key}__seed0.log" for key in keys}
     assert not list((results / "work").glob("*.spec.json"))
+
+
+@pytest.mark.parametrize("flags, plan", [(["--quick", "--dry-run"], "dry_run"), (["--dry-run"], "dry_run"),
+                                         (["--quick"], "quick"), ([], "full")])
+def test_dry_run_combines_with_quick(ablate, flags, plan):
+    assert ablate.chosen_plan(ablate.parse_args(flags)).name == plan

@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--model", required=True, help="a saved model folder or a Hub repo id")
     parser.add_argument("--output-dir", required=True, help="where predictions.jsonl and metrics.json go")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="queries per forward pass (default 64); lower it if memory runs out")
     add_data_arguments(parser)
     add_long_video_argument(parser)
     add_plot_argument(parser, with_qid=True)

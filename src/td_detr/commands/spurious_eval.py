@@ -23,8 +23,8 @@ def add_parser(subparsers) -> None:
                         help="what replaces the erased moments (default: uniform noise in each feature's range)")
     parser.add_argument("--context", choices=("similarity", "random"), default="similarity",
                         help="context video of the dynamic-context split (default: most similar by Eq. 1)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the masked and dynamic-context splits (default 0)")
+    parser.add_argument("--batch-size", type=int, default=64, help="queries per forward pass (default 64); lower it if memory runs out")
     add_data_arguments(parser)
     add_long_video_argument(parser)
     parser.set_defaults(func=run)

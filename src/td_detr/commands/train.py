@@ -156,7 +156,13 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         world = f", world size {training_args.world_size}" if training_args.world_size > 1 else ""
         print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {data.name} "
               f"({len(data.splits['train'])} queries{world}), output: {output_dir}")
-    trainer.train(resume_from_checkpoint=resume)
+        if resume:
+            print(f"resuming from {resume}")
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:
+        args.interrupt_hint = _resume_hint(folder.checkpoints)
+        raise
 
     metrics = None
     if data.eval_split:
@@ -169,6 +175,13 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         save_trained_model(trainer.model, processor, output_dir, metrics, trainer.last_predictions, data, args)
         print(f"\nsaved to {output_dir}")
     return 0
+
+
+def _resume_hint(folder: Path) -> str:
+    checkpoints = list(folder.glob("checkpoint-*")) if folder.is_dir() else []
+    if not checkpoints:
+        return "no checkpoint was saved yet (one is saved every epoch or --save-steps)"
+    return f"add --resume to the same command to continue from the latest checkpoint in {folder}"
 
 
 def save_trained_model(model, processor, output_dir: Path, metrics, predictions, data, args) -> None:

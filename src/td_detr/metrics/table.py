@@ -34,7 +34,7 @@ def _lookup(node, *keys):
 def format_metrics_table(metrics: dict, *, width: int = 9) -> str:
     """Readable table: moment retrieval per GT-length bucket, highlight detection per saliency level.
 
-    Accepts the nested official-style dict (missing entries print as "-"); a dict with neither section prints its
+    Accepts the nested official-style dict (missing entries print as "-", buckets without queries as "n/a"); a dict with neither section prints its
     ``brief`` (or top-level numbers) as ``key value`` lines.
     """
     lines = []
@@ -47,7 +47,10 @@ def format_metrics_table(metrics: dict, *, width: int = 9) -> str:
             keys = (metric,) if threshold is None else (metric, threshold)
             values = [_lookup(metrics[b], *keys) for b in buckets]
             if any(v is not None for v in values):
-                lines.append(f"  {label}".ljust(20) + "".join(_cell(v, width) for v in values))
+                # an empty bucket's zeros are the official evaluators' placeholder, not a score
+                lines.append(f"  {label}".ljust(20) + "".join(
+                    "n/a".rjust(width) if metrics[b].get("num_queries") == 0 else _cell(v, width)
+                    for b, v in zip(buckets, values)))
     levels = [lv for lv in LEVELS if isinstance(metrics.get(f"HL-min-{lv}"), dict)]
     if levels:
         if lines:
