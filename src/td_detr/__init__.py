@@ -2,7 +2,8 @@
 
 The package is a transformers `_LazyModule`: a name below is imported on first use, so `import td_detr.metrics`,
 `import td_detr.data.layout` and `td-detr --help` never load torch. `import td_detr` registers the model type
-`td_detr` with `AutoConfig` / `AutoModel` (see :mod:`td_detr.auto_registration`).
+`td_detr` with `AutoConfig` / `AutoModel` (see :mod:`td_detr.auto_registration`); `AutoModel` gives the head-less
+`TDDetrModel`, `td_detr.AutoModelForMomentRetrieval` the model with its head (use it to load a trained model).
 """
 
 from importlib.metadata import version
@@ -16,6 +17,7 @@ __version__ = version("td-detr")  # pyproject.toml is the one place the version 
 
 _import_structure = {
     "configuration_td_detr": ["TDDetrConfig"],
+    "modeling_auto": ["AutoModelForMomentRetrieval"],
     "modeling_td_detr": [
         "TDDetrForMomentRetrieval",
         "TDDetrModel",
@@ -29,6 +31,7 @@ _import_structure = {
 
 if TYPE_CHECKING:
     from .configuration_td_detr import TDDetrConfig
+    from .modeling_auto import AutoModelForMomentRetrieval
     from .modeling_td_detr import (
         TDDetrForMomentRetrieval,
         TDDetrModel,
