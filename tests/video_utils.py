@@ -39,9 +39,10 @@ TEXT_HIDDEN_SIZE = 16  # text tower width: the per-token text features
 PROJECTION_DIM = 12  # CLIP embedding width: the per-clip video features
 
 
-def save_tiny_clip(folder) -> Path:
+def save_tiny_clip(folder, text_hidden_size: int = TEXT_HIDDEN_SIZE, projection_dim: int = PROJECTION_DIM) -> Path:
     """A randomly initialised CLIP (ViT with 224-px input and 32-px patches, one layer each) with a character-level
-    tokenizer and the standard CLIP image processor (resize 224, centre-crop 224), saved with ``save_pretrained``."""
+    tokenizer and the standard CLIP image processor (resize 224, centre-crop 224), saved with ``save_pretrained``.
+    ``text_hidden_size`` / ``projection_dim``: widths of the text features / video features it makes."""
     import torch
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
@@ -54,10 +55,10 @@ def save_tiny_clip(folder) -> Path:
     tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
     layers = dict(intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=TEXT_HIDDEN_SIZE, max_position_embeddings=40,
+        text_config=dict(vocab_size=len(vocab), hidden_size=text_hidden_size, max_position_embeddings=40,
                          bos_token_id=0, eos_token_id=1, pad_token_id=1, **layers),
         vision_config=dict(hidden_size=16, image_size=224, patch_size=32, **layers),
-        projection_dim=PROJECTION_DIM,
+        projection_dim=projection_dim,
     )
     torch.manual_seed(0)
     CLIPModel(config).save_pretrained(folder)
