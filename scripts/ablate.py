@@ -27,7 +27,7 @@ the end; ``--summarize-only`` rewrites them from ``results.json``.
 
     python scripts/ablate.py --jobs 2 --threads 1   # full: 3 seeds x 15 settings x 12 epochs (240 steps), est. 40-60 min on 2 cores
     python scripts/ablate.py --quick --jobs 2 --threads 1   # 1 seed x 15 settings x 4 epochs (80 steps): 7 min on 2 cores
-    python scripts/ablate.py --dry-run --results-dir /tmp/abl   # seconds: tiny data / model, 2 steps, no worker process
+    python scripts/ablate.py --dry-run --results-dir /tmp/abl   # ~3 min on 2 shared cores: tiny data / model, 2 steps per run
 """
 
 from __future__ import annotations

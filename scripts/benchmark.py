@@ -17,7 +17,7 @@ per-query loop of ``scripts/benchmark_metrics.py``. Every figure is the median o
 
     python scripts/benchmark.py                     # full: ~5 minutes on 2 cores
     python scripts/benchmark.py --quick             # ~1 minute: fewer repeats, one process (peak RSS cumulative)
-    python scripts/benchmark.py --dry-run --json o.json   # seconds: tiny sizes, 1 repeat, in one process
+    python scripts/benchmark.py --dry-run --json o.json   # ~25 s on 2 shared cores: tiny sizes, 1 repeat, one process
     python scripts/benchmark.py --rounds 2 --json o.json  # on a shared machine: each config twice, fastest kept
 """
 
@@ -427,7 +427,7 @@ def main(argv=None) -> int:
                              "only pay thread hand-off on a busy machine)")
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats, all configs in this process (~1 minute; peak RSS then cumulative)")
-    parser.add_argument("--dry-run", action="store_true", help="tiny sizes, 1 repeat, one process (seconds)")
+    parser.add_argument("--dry-run", action="store_true", help="tiny sizes, 1 repeat, one process (~25 s on 2 shared cores)")
     parser.add_argument("--in-process", action="store_true",
                         help="measure every config in this process (faster start; peak RSS then cumulative)")
     parser.add_argument("--rounds", type=int, default=1,

@@ -7,7 +7,7 @@ shared machine's load hits both arms alike; the medians and their ratio are prin
 
     python scripts/benchmark_dropout.py                 # QD-DETR 2/2/2, 6 rounds x 2 steps per arm
     python scripts/benchmark_dropout.py --config td_detr --rounds 4
-    python scripts/benchmark_dropout.py --dry-run       # seconds: tiny sizes
+    python scripts/benchmark_dropout.py --dry-run       # ~45 s on 2 shared cores: tiny sizes
 """
 
 from __future__ import annotations
