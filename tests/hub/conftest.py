@@ -55,3 +55,22 @@ def offline_cache(tmp_path, monkeypatch):
     cache_dir.mkdir()
     _point_client_at(monkeypatch, tmp_path, UNREACHABLE, offline=True, cache_dir=cache_dir)
     return cache_dir
+
+
+@pytest.fixture
+def silent_hub(tmp_path, monkeypatch):
+    """Online mode pointed at a local port that accepts connections and never answers (the slow-network case), an
+    empty cache, and td-detr's reachability timeout cut to 1 s. Returns the endpoint."""
+    import socket
+
+    from td_detr import hub_access
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # connections complete in the kernel backlog; nothing ever reads or answers
+    endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    _point_client_at(monkeypatch, tmp_path, endpoint, offline=False, cache_dir=tmp_path / "hf-cache")
+    monkeypatch.setattr(hub_access, "HUB_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(hub_access, "_reachable", {})
+    yield endpoint
+    listener.close()

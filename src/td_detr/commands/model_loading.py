@@ -3,11 +3,13 @@ repo id; with clear errors for anything that is not a td-detr model."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from huggingface_hub.errors import StrictDataclassError
 
 from ..errors import TDDetrInputError
+from ..hub_access import looks_like_repo_id, require_hub
 
 
 def _read_config(read, where: str):
@@ -43,13 +45,28 @@ def load_config_or_model(name: str):
             return load_hub_config(name), None
         except (KeyError, FileNotFoundError, TDDetrInputError):
             pass
-    return load_pretrained_config(name), name
+    if not looks_like_repo_id(name):  # a typo: answer from what is on disk, without touching the network
+        from ..hub_presets import HUB_PRESETS
+
+        close = difflib.get_close_matches(name, HUB_PRESETS, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise TDDetrInputError(
+            f"--config {name}: not a file, a folder, a known hub config or a Hub repo id (org/name); {hint}"
+            f"known hub configs: {', '.join(sorted(HUB_PRESETS))}"
+        )
+    return load_pretrained_config(name, flag="--config"), name
 
 
-def load_pretrained_config(name_or_path: str):
+def load_pretrained_config(name_or_path: str, flag: str = "--model"):
     """Config of a model folder or Hub repo id (from the cache when offline), with a clear error otherwise."""
     from ..configuration_td_detr import TDDetrConfig
 
+    if not Path(name_or_path).exists():
+        if not looks_like_repo_id(name_or_path):
+            raise TDDetrInputError(
+                f"cannot load a td-detr model from {flag} {name_or_path}: no such folder, and not a Hub repo id (org/name)"
+            )
+        require_hub(name_or_path, flag)
     return _read_config(lambda: TDDetrConfig.from_pretrained(name_or_path), repr(name_or_path))
 
 

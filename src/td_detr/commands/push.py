@@ -56,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
     from ..hub import push_model
+    from ..hub_access import HUB_TIMEOUT_SECONDS, hub_answers
 
+    if not hub_answers(constants.ENDPOINT):
+        print(f"td-detr push: error: the Hub ({constants.ENDPOINT}) does not answer within {HUB_TIMEOUT_SECONDS:g} s; "
+              "nothing was uploaded", file=sys.stderr)
+        return 1
     try:
         commit = push_model(
             args.model, args.repo_id, private=args.private, token=args.token, commit_message=args.commit_message,

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from ..errors import TDDetrInputError
+from ..hub_access import require_hub
 from ..features import DEFAULT_CLIP_MODEL  # numpy only; PyAV and transformers' CLIP load on use
 
 
@@ -58,6 +60,8 @@ def run_video_predict(args) -> int:
     from ..processing_td_detr import load_processor
 
     model = load_model(args.model)
+    if not Path(args.clip_model).exists():
+        require_hub(args.clip_model, "--clip-model")
     processor = load_processor(args.model, model.config, long_video=getattr(args, "long_videos", "window"))
     pipe = moment_retrieval_pipeline(model, clip_model=args.clip_model, device=getattr(args, "device", None),
                                      processor=processor)
