@@ -40,6 +40,8 @@ def add_parser(subparsers) -> None:
     group.add_argument("--overwrite", action="store_true",
                        help="replace the run already in --output-dir (its model, metrics and checkpoints)")
     group.add_argument("--save-steps", type=int, help="save a resumable checkpoint every N steps (default: every epoch)")
+    group.add_argument("--report-to", choices=("none", "tensorboard"), default="none",
+                       help="also log to TensorBoard (under OUTPUT_DIR/checkpoints/runs; needs tensorboardX)")
     group.add_argument("--threads", type=int,
                        help="torch CPU threads (default: 1 for the small synthetic demo model, whose matrices are too "
                             "small to gain from more and which slows down badly when another process shares the cores; "
@@ -97,6 +99,11 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     from ..training import TDDetrTrainer, preset_for, model_config_for, training_arguments
     from .model_loading import load_config_or_model
 
+    if args.report_to == "tensorboard":
+        from transformers.integrations import is_tensorboard_available
+
+        if not is_tensorboard_available():
+            raise TDDetrInputError("--report-to tensorboard needs tensorboardX: pip install 'td-detr[tensorboard]'")
     data = resolve_data(args, need_train=True)
     threads = args.threads or (1 if data.name == "synthetic" and not args.config else None)
     if threads:
@@ -119,7 +126,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, seed=seed, processor=processor)
     eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False, seed=seed, processor=processor)
 
-    overrides = dict(seed=seed, data_seed=seed)
+    overrides = dict(seed=seed, data_seed=seed, report_to=args.report_to)
     if args.epochs is not None:
         overrides["num_train_epochs"] = args.epochs
     if args.max_steps is not None:
@@ -152,6 +159,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         lr_gamma=preset.lr_gamma,
         callbacks=[CompleteCheckpointCallback(run)],
     )
+    report = use_epoch_report(trainer, preset.best_metric, data.eval_split)
     if trainer.is_world_process_zero():
         world = f", world size {training_args.world_size}" if training_args.world_size > 1 else ""
         print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {data.name} "
@@ -164,17 +172,55 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         args.interrupt_hint = _resume_hint(folder.checkpoints)
         raise
 
-    metrics = None
+    metrics = held_out = None
+    predictions = []
     if data.eval_split:
         trainer.evaluate()
-        metrics = trainer.last_metrics
+        metrics, predictions = trainer.last_metrics, trainer.last_predictions
+    held_out_split = held_out_split_of(data)
+    if held_out_split:  # scored once, after the epoch was chosen on the evaluation split
+        trainer.evaluate(eval_dataset=data.splits[held_out_split], metric_key_prefix="test")
+        held_out = trainer.last_metrics
     if trainer.is_world_process_zero():
+        from ..training_report import final_table
+
         if metrics is not None:
-            print(f"\nmetrics on {data.name} / {data.eval_split} ({len(trainer.last_predictions)} queries):")
+            print(f"\nmetrics on {data.name} / {data.eval_split} ({len(predictions)} queries):")
             print(format_metrics_table(metrics))
-        save_trained_model(trainer.model, processor, output_dir, metrics, trainer.last_predictions, data, args)
+            print()
+            print(final_table(report.best if trainer.args.load_best_model_at_end else None, data.eval_split,
+                              metrics["brief"], held_out_split, held_out["brief"] if held_out else None))
+        save_trained_model(trainer.model, processor, output_dir, metrics, predictions, data, args)
+        if held_out is not None:
+            (output_dir / "test_metrics.json").write_text(json.dumps({"split": held_out_split, **held_out}, indent=2))
         print(f"\nsaved to {output_dir}")
     return 0
+
+
+def held_out_split_of(data) -> str | None:
+    """A labelled test split that did not choose the epoch (QVHighlights with its released test ground truth, the
+    synthetic data); None when the evaluation split is the test split (Charades-STA) or there is none."""
+    from ..training import _has_ground_truth
+
+    if data.eval_split in (None, "test") or "test" not in data.splits:
+        return None
+    return "test" if _has_ground_truth(data.splits["test"]) else None
+
+
+def use_epoch_report(trainer, selection_metric: str, split: str | None):
+    """One aligned line per evaluation instead of the Trainer's dicts; no "Writing model shards" bars."""
+    from transformers import PrinterCallback, ProgressCallback
+    from transformers.utils import logging as transformers_logging
+
+    from ..training_report import EpochReportCallback, QuietProgressCallback
+
+    transformers_logging.disable_progress_bar()  # the per-save shard bar; the Trainer's own bar is separate
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(QuietProgressCallback())
+    trainer.pop_callback(PrinterCallback)
+    report = EpochReportCallback(selection_metric, split or "-")
+    trainer.add_callback(report)
+    return report
 
 
 def _resume_hint(folder: Path) -> str:
