@@ -18,6 +18,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import StrictDataclassError
+from huggingface_hub import constants
 
 from .configuration_td_detr import TDDetrConfig
 from .errors import TDDetrInputError
@@ -303,6 +304,11 @@ def push_model(
         dataset = resolve_dataset_name(dataset_name) if dataset_name else infer_dataset_name(config, metrics)
         build_model_card(config, metrics, dataset_name=dataset, model_id=repo_id, base_model=base_model).save(card_path)
 
+    from .hub_access import HUB_TIMEOUT_SECONDS, HubUnreachableError, hub_answers
+
+    if not hub_answers(constants.ENDPOINT):  # after every local check: bad input is reported as such
+        raise HubUnreachableError(f"the Hub ({constants.ENDPOINT}) does not answer within {HUB_TIMEOUT_SECONDS:g} s; "
+                                  "nothing was uploaded")
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     return api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message=commit_message,

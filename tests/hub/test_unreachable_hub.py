@@ -38,7 +38,7 @@ def test_an_unanswering_hub_fails_fast_with_exit_code_2(silent_hub, argv, capsys
     assert time.perf_counter() - start < 8
     message = capsys.readouterr().err
     assert "org/missing" in message and silent_hub in message and "HF_HUB_OFFLINE=1" in message
-    assert not (tmp_path / "unused").exists()
+    assert not (tmp_path / "unused").exists() and not (tmp_path / "td-detr-data").exists()  # no work started
 
 
 def test_an_unanswering_hub_for_the_clip_model(silent_hub, tmp_path, capsys):

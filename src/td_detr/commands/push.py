@@ -56,12 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
     from ..hub import push_model
-    from ..hub_access import HUB_TIMEOUT_SECONDS, hub_answers
+    from ..hub_access import HubUnreachableError
 
-    if not hub_answers(constants.ENDPOINT):
-        print(f"td-detr push: error: the Hub ({constants.ENDPOINT}) does not answer within {HUB_TIMEOUT_SECONDS:g} s; "
-              "nothing was uploaded", file=sys.stderr)
-        return 1
     try:
         commit = push_model(
             args.model, args.repo_id, private=args.private, token=args.token, commit_message=args.commit_message,
@@ -69,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except HfHubHTTPError as error:  # the Hub answered with an error (auth, permissions, bad request ...)
         print(f"td-detr push: error: the Hub refused the upload: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except HubUnreachableError as error:
+        print(f"td-detr push: error: {error}", file=sys.stderr)
         return 1
     except _transport_errors() as error:
         print(f"td-detr push: error: cannot reach the Hub at {constants.ENDPOINT}: {error}", file=sys.stderr)

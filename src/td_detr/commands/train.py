@@ -104,6 +104,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
 
         if not is_tensorboard_available():
             raise TDDetrInputError("--report-to tensorboard needs tensorboardX: pip install 'td-detr[tensorboard]'")
+    base_config, pretrained = load_config_or_model(args.config) if args.config else (None, None)
     data = resolve_data(args, need_train=True)
     threads = args.threads or (1 if data.name == "synthetic" and not args.config else None)
     if threads:
@@ -111,7 +112,6 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     preset = preset_for(data.name)
     seed = preset.seed if args.seed is None else args.seed
 
-    base_config, pretrained = load_config_or_model(args.config) if args.config else (None, None)
     config = model_config_for(data.name, data.settings, base=base_config, pretrained=pretrained is not None)
     apply_ablations(config, args)
 
