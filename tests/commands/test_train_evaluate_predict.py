@@ -190,10 +190,10 @@ def test_ctrl_c_during_training_says_how_to_resume(workspace, tmp_path, monkeypa
 
     root, data, config = workspace
     output = tmp_path / "interrupted"
-    if saved:
-        (output / "checkpoints" / "checkpoint-3").mkdir(parents=True)
 
     def interrupted_train(self, *args, **kwargs):
+        if saved:  # a checkpoint was written before the interrupt
+            (Path(self.args.output_dir) / "checkpoint-3").mkdir(parents=True)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(TDDetrTrainer, "train", interrupted_train)
