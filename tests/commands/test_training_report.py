@@ -1,4 +1,4 @@
-"""`td-detr train` output: one aligned line per epoch, the closing table naming the kept epoch and the selection
+"""`td-detr train` output: where data and cache are, one aligned line per epoch, the closing table naming the kept epoch and the selection
 split, the held-out test split scored after selection, no Trainer dicts or shard bars; --report-to tensorboard."""
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def test_one_line_per_epoch_and_a_closing_table(run, tmp_path, capsys):
     kept = int(lines[-1][6])
     assert maps[kept - 1] == bests[-1]
     assert "{'loss'" not in out and "'eval_" not in out
+    # the banner says where the data is read from and where the prepared copy goes
+    assert f"data: {run[1]}; prepared features cached in {run[0] / 'cache'} (--cache-dir)" in out
     assert "Writing model shards" not in captured.err + out
 
     selection = re.search(rf"^validation\s+chose epoch {kept}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$", out, flags=re.M)

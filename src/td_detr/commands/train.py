@@ -164,6 +164,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         world = f", world size {training_args.world_size}" if training_args.world_size > 1 else ""
         print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {data.name} "
               f"({len(data.splits['train'])} queries{world}), output: {output_dir}")
+        print(data_locations(data, args.cache_dir))
         if resume:
             print(f"resuming from {resume}")
     try:
@@ -195,6 +196,15 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
             (output_dir / "test_metrics.json").write_text(json.dumps({"split": held_out_split, **held_out}, indent=2))
         print(f"\nsaved to {output_dir}")
     return 0
+
+
+def data_locations(data, cache_dir) -> str:
+    """Where the data is read from and where the prepared copy goes (it can be large: README, 'Disk use')."""
+    import datasets
+
+    folders = {os.path.dirname(path) for path in data.settings.annotation_files.values()}
+    cache = os.path.abspath(cache_dir) if cache_dir else datasets.config.HF_DATASETS_CACHE
+    return f"data: {', '.join(sorted(folders))}; prepared features cached in {cache} (--cache-dir)"
 
 
 def held_out_split_of(data) -> str | None:

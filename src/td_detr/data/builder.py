@@ -76,8 +76,10 @@ class MomentRetrievalConfig(datasets.BuilderConfig):
     max_query_length: int = NO_LIMIT
     with_saliency: bool = True
     max_samples: int = NO_LIMIT
-    # Set by the builder (not by users): listing fingerprint of the feature folders, part of the cache key.
+    # Set by the builder (not by users): listing fingerprint of the feature folders, part of the cache key, and which
+    # table to build: "queries" (annotations + text features) or "videos" (each video's features once).
     features_fingerprint: str = ""
+    table: str = "queries"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,13 +336,18 @@ class MomentRetrievalBuilder(datasets.GeneratorBasedBuilder):
         sizes = self._feature_sizes()
         video_dim = sum(sizes[folder][0] for folder in self.config.video_feature_dirs)
         text_dim = sizes[self.config.text_feature_dir][0]
+        if self.config.table == "videos":
+            features = datasets.Features({
+                "vid": datasets.Value("string"),
+                "video_features": datasets.Array2D(shape=(None, video_dim), dtype="float32"),
+            })
+            return datasets.DatasetInfo(description=self.config.description or "", features=features)
         features = datasets.Features(
             {
                 "qid": datasets.Value("int64"),
                 "query": datasets.Value("string"),
                 "vid": datasets.Value("string"),
                 "duration": datasets.Value("float64"),
-                "video_features": datasets.Array2D(shape=(None, video_dim), dtype="float32"),
                 "text_features": datasets.Array2D(shape=(None, text_dim), dtype="float32"),
                 "relevant_windows": datasets.List(datasets.List(datasets.Value("float64"))),
                 "relevant_clip_ids": datasets.List(datasets.Value("int64")),
@@ -358,6 +365,9 @@ class MomentRetrievalBuilder(datasets.GeneratorBasedBuilder):
     # -- generation -----------------------------------------------------------------------------------------------
 
     def _split_generators(self, dl_manager):
+        if self.config.table == "videos":
+            files = {split: files[0] for split, files in self.config.data_files.items()}
+            return [datasets.SplitGenerator(name="videos", gen_kwargs={"annotation_paths": files})]
         return [
             datasets.SplitGenerator(name=split, gen_kwargs={"split": split, "annotation_path": files[0]})
             for split, files in self.config.data_files.items()
@@ -383,18 +393,20 @@ class MomentRetrievalBuilder(datasets.GeneratorBasedBuilder):
                 )
         return self.processor.prepare_video(types)
 
-    def _generate_examples(self, split: str, annotation_path: str):
+    def _records(self, annotation_path: str) -> list[dict]:
+        records = read_annotations(annotation_path, clip_length=self.config.clip_length)
+        return records[: self.config.max_samples] if self.config.max_samples >= 0 else records
+
+    def _generate_examples(self, split: str | None = None, annotation_path: str | None = None, annotation_paths=None):
+        if annotation_paths is not None:
+            yield from self._generate_videos(annotation_paths)
+            return
         cfg = self.config
-        records = read_annotations(annotation_path, clip_length=cfg.clip_length)
-        if cfg.max_samples >= 0:
-            records = records[: cfg.max_samples]
+        records = self._records(annotation_path)
         text_dim, text_reference = self._feature_sizes()[cfg.text_feature_dir]
-        load_video = functools.lru_cache(maxsize=4)(self._load_video)  # Charades has ~2.3 queries per video
-        max_length = cfg.max_video_length if split == "train" else NO_LIMIT
         for record in records:
             qid, vid = record["qid"], record["vid"]
             try:
-                video = load_video(vid, max_length)
                 text = read_feature_array(text_feature_path(cfg.text_feature_dir, qid), TEXT_FEATURE_KEY)
                 if text.shape[1] != text_dim:
                     raise TDDetrInputError(
@@ -410,12 +422,38 @@ class MomentRetrievalBuilder(datasets.GeneratorBasedBuilder):
                 "query": record["query"],
                 "vid": vid,
                 "duration": record["duration"],
-                "video_features": video,
                 "text_features": text,
                 "relevant_windows": record.get("relevant_windows") or [],
                 "relevant_clip_ids": record.get("relevant_clip_ids", []) if keep_saliency else [],
                 "saliency_scores": record.get("saliency_scores", []) if keep_saliency else [],
             }
+
+
+    def _generate_videos(self, annotation_paths: dict):
+        """One row per video of all splits, whole (the train split's cut is applied when rows are read)."""
+        seen = set()
+        for split, annotation_path in annotation_paths.items():
+            for record in self._records(annotation_path):
+                qid, vid = record["qid"], record["vid"]
+                if vid in seen:
+                    continue
+                seen.add(vid)
+                try:
+                    video = self._load_video(vid, NO_LIMIT)
+                except TDDetrInputError as error:
+                    raise TDDetrInputError(f"{split} split ({annotation_path}), qid {qid}, vid '{vid}': {error}") from None
+                yield vid, {"vid": vid, "video_features": video}
+
+
+def _prepare(builder) -> datasets.DatasetDict:
+    try:
+        builder.download_and_prepare()
+    except DatasetGenerationError as error:
+        cause = error.__cause__
+        if isinstance(cause, TDDetrInputError):
+            raise TDDetrInputError(str(cause)) from None
+        raise
+    return builder.as_dataset()
 
 
 def _config_and_dir(name_or_layout, data_dir):
@@ -455,16 +493,17 @@ def load_moment_retrieval_dataset(
     (slow) Python-list formatting.
     Bad input raises :class:`TDDetrInputError`, also when it is found during generation.
     """
+    from .video_table import VideoJoin
+
+    if "table" in config_kwargs:
+        raise TDDetrInputError("unknown data set option(s): table")
     config_name, data_dir = _config_and_dir(name_or_layout, data_dir)
-    builder = MomentRetrievalBuilder(config_name=config_name, data_dir=data_dir, cache_dir=cache_dir, **config_kwargs)
-    try:
-        builder.download_and_prepare()
-    except DatasetGenerationError as error:
-        cause = error.__cause__
-        if isinstance(cause, TDDetrInputError):
-            raise TDDetrInputError(str(cause)) from None
-        raise
-    dataset = builder.as_dataset()
-    if format is not None:
-        dataset = dataset.with_format(format, columns=["video_features", "text_features"], output_all_columns=True)
-    return dataset
+    make = functools.partial(MomentRetrievalBuilder, config_name=config_name, data_dir=data_dir, cache_dir=cache_dir)
+    queries = make(**config_kwargs)
+    videos = _prepare(make(**config_kwargs, table="videos"))["videos"]  # first: it checks every video file
+    splits = _prepare(queries)
+    cap = queries.settings.max_video_length
+    return datasets.DatasetDict({
+        split: rows.with_transform(VideoJoin(videos, cap if split == "train" else None, format))
+        for split, rows in splits.items()
+    })
