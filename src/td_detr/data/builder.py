@@ -488,9 +488,9 @@ def load_moment_retrieval_dataset(
     (e.g. one written by ``td-detr make-synthetic``). Other keyword arguments override config fields (see
     :class:`MomentRetrievalConfig`). ``format`` ("torch" or "numpy") applies to the two feature columns only (float32
     [L, Dv] / [T, Dt] tensors or arrays); every other column stays a plain Python value, so ``relevant_windows`` is
-    always a list of [st, ed] pairs, even when empty. Both formats read a 32-row batch equally fast (about 42 ms at
-    QVHighlights sizes, see scripts/benchmark_data.py); the collator takes either. ``format=None`` leaves the default
-    (slow) Python-list formatting.
+    always a list of [st, ed] pairs, even when empty. Each split joins its rows to the video table when read
+    (:mod:`.video_table`): 32 random QVHighlights-size rows take about as long as ``np.load`` of their feature files
+    (scripts/benchmark_data.py); the collator takes either format. ``format=None`` gives Python lists.
     Bad input raises :class:`TDDetrInputError`, also when it is found during generation.
     """
     from .video_table import VideoJoin
