@@ -16,6 +16,8 @@ from td_detr.cli import main
 
 from training_utils import make_tiny_synthetic, write_tiny_config
 
+pytestmark = pytest.mark.slow  # each example runs in its own Python process
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 

@@ -17,14 +17,14 @@ PACKAGE = "td_detr"
 
 # Lowest first. A module may import from its own layer or a lower one. The longest matching prefix decides.
 LAYERS = [
-    ("foundation", ["td_detr.errors", "td_detr.output_paths", "td_detr.strict_loading"]),
+    ("foundation", ["td_detr.errors", "td_detr.output_paths", "td_detr.strict_loading", "td_detr.hub_access"]),
     ("numpy primitives", ["td_detr.metrics", "td_detr.data.layout", "td_detr.data.labels", "td_detr.data.ground_truth",
                           "td_detr.features", "td_detr.visualize"]),
     ("model and data", ["td_detr.configuration_td_detr", "td_detr.span_utils", "td_detr.position_encoding",
                         "td_detr.dropout", "td_detr.attention", "td_detr.dynamics", "td_detr.transformer",
                         "td_detr.matcher", "td_detr.losses", "td_detr.postprocessing", "td_detr.modeling_td_detr",
                         "td_detr.processing_td_detr", "td_detr.modeling_auto", "td_detr.data"]),
-    ("applications", ["td_detr.inference", "td_detr.training", "td_detr.run_folder", "td_detr.pipeline",
+    ("applications", ["td_detr.inference", "td_detr.training", "td_detr.training_report", "td_detr.run_folder", "td_detr.pipeline",
                       "td_detr.hub_presets", "td_detr.hub", "td_detr.conversion", "td_detr.spurious"]),
     ("command line", ["td_detr.commands", "td_detr.cli", "td_detr.__main__"]),
     # The root package only names its modules (a lazy module) and registers the Auto classes (importing the modeling

@@ -1,6 +1,5 @@
 """AutoModelForMomentRetrieval: transformers' auto machinery returns the model with its head, weights intact."""
 
-import os
 import subprocess
 import sys
 
@@ -37,10 +36,10 @@ def test_from_config_and_unknown_config_types():
         AutoModelForMomentRetrieval.from_config(BertConfig())
 
 
-def test_registered_by_importing_the_package_lazily(tmp_path):
+@pytest.mark.slow
+def test_registered_by_importing_the_package_in_a_fresh_process(tmp_path):
     TDDetrForMomentRetrieval(tiny_config()).save_pretrained(tmp_path)
     code = ("import td_detr; m = td_detr.AutoModelForMomentRetrieval.from_pretrained(r'%s'); "
             "print(type(m).__name__)" % tmp_path)
-    env = {**os.environ, "TD_DETR_LAZY_IMPORT": "1"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "TDDetrForMomentRetrieval"

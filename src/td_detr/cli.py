@@ -28,14 +28,9 @@ COMMAND_MODULES = (
 
 
 def _installed_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import version
 
-    try:
-        return version("td-detr")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        from . import __version__
-
-        return __version__
+    return version("td-detr")  # pyproject.toml is the one place the version is written
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,15 +9,13 @@ import torch
 from td_detr.data import load_moment_retrieval_dataset
 from td_detr.data.layout import write_annotations
 
-from conftest import tiny_records, write_features
-
 VIDEOS, QUERIES_PER_VIDEO, CLIPS, WIDTHS = 3, 8, 60, (("slowfast_features", 64), ("clip_features", 32))
 VIDEO_BYTES = CLIPS * sum(width for _, width in WIDTHS) * 4  # float32
 
 
-def layout_with_shared_videos(root):
+def layout_with_shared_videos(root, make_records, write_features):
     """Train: 3 videos with 8 queries each; validation: a query on each of the first two videos."""
-    records = tiny_records(VIDEOS * QUERIES_PER_VIDEO, duration=2.0 * CLIPS)
+    records = make_records(VIDEOS * QUERIES_PER_VIDEO, duration=2.0 * CLIPS)
     for i, record in enumerate(records):
         record["vid"] = f"video{i % VIDEOS}"
     validation = [dict(records[0], qid=900), dict(records[1], qid=901)]
@@ -31,8 +29,8 @@ def arrow_bytes(folder) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*.arrow"))
 
 
-def test_the_cache_holds_one_copy_per_video(tmp_path):
-    files = layout_with_shared_videos(tmp_path / "data")
+def test_the_cache_holds_one_copy_per_video(tmp_path, make_records, feature_writer):
+    files = layout_with_shared_videos(tmp_path / "data", make_records, feature_writer)
     cache = tmp_path / "cache"
     splits = load_moment_retrieval_dataset("layout", data_dir=tmp_path / "data", cache_dir=cache,
                                            annotation_files=files, clip_length=2.0)
@@ -44,8 +42,8 @@ def test_the_cache_holds_one_copy_per_video(tmp_path):
     assert len(videos) == 1 and arrow_bytes(videos[0].parent) >= VIDEOS * VIDEO_BYTES
 
 
-def test_joined_rows_are_the_prepared_video_features(tmp_path):
-    files = layout_with_shared_videos(tmp_path / "data")
+def test_joined_rows_are_the_prepared_video_features(tmp_path, make_records, feature_writer):
+    files = layout_with_shared_videos(tmp_path / "data", make_records, feature_writer)
     splits = load_moment_retrieval_dataset("layout", data_dir=tmp_path / "data", cache_dir=tmp_path / "cache",
                                            annotation_files=files, clip_length=2.0, max_video_length=50)
     slowfast = np.load(tmp_path / "data" / "slowfast_features" / "video1.npz")["features"]
