@@ -72,6 +72,32 @@ def test_negative_pair_is_the_video_under_the_next_samples_text():
     assert not torch.allclose(outputs.negative_saliency_scores, outputs.saliency_scores, atol=1e-3)
 
 
+def test_negative_pair_uses_the_given_row_and_rows_without_one_leave_the_loss():
+    model = build()
+    batch = random_batch(model.config, batch=3)
+    index = torch.tensor([2, 0, -1])
+    with torch.no_grad():
+        outputs = model(**batch, negative_text_index=index, output_negative_saliency=True)
+        paired = dict(batch, text_features=batch["text_features"][[2, 0, 2]])
+        separate = model(**paired)
+    assert torch.allclose(outputs.negative_saliency_scores[:2], separate.saliency_scores[:2], atol=1e-5)
+    assert outputs.negative_pair_mask.tolist() == [1.0, 1.0, 0.0]
+    # the row without a negative contributes no negative term, whatever its placeholder scores are
+    labels = simple_labels(3, batch["video_mask"].shape[1])
+    loss = model.criterion.saliency_loss(
+        outputs.saliency_scores, outputs.negative_saliency_scores, outputs.video_mask, labels, outputs.negative_pair_mask
+    )
+    changed = outputs.negative_saliency_scores.clone()
+    changed[2] += 50.0
+    again = model.criterion.saliency_loss(
+        outputs.saliency_scores, changed, outputs.video_mask, labels, outputs.negative_pair_mask
+    )
+    assert torch.allclose(loss, again)
+    changed[1] += 50.0
+    assert not torch.allclose(loss, model.criterion.saliency_loss(
+        outputs.saliency_scores, changed, outputs.video_mask, labels, outputs.negative_pair_mask))
+
+
 def test_output_shapes_and_ranges():
     model = build()
     batch = random_batch(model.config, batch=2, clips=7)

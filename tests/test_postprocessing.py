@@ -51,3 +51,24 @@ def test_windows_are_in_seconds_of_the_given_clips_clamped_to_a_shorter_duration
     # the whole clip span: 4 clips × 2 s; a 400-s duration does not stretch it, a 7-s one clamps it
     assert post_process_moment_retrieval(outputs, [400.0], round_to_clip=False)[0]["pred_relevant_windows"][0][:2] == [0.0, 8.0]
     assert post_process_moment_retrieval(outputs, [7.0], round_to_clip=False)[0]["pred_relevant_windows"][0][:2] == [0.0, 7.0]
+
+
+def test_official_clamp_is_0_to_150_seconds_and_the_config_selects_it():
+    from td_detr import TDDetrForMomentRetrieval
+
+    from model_utils import tiny_config
+
+    def outputs_of(clips):
+        return outputs_for(logits=[[[1.0, 0.0], [0.0, 1.0]]], spans=[[[0.9, 0.4], [0.1, 0.4]]],
+                           saliency=[[0.0] * clips], mask=[[1.0] * clips])
+
+    outputs = outputs_of(50)
+    # 50 clips × 2 s: (0.7, 1.1) × 100 s = (70, 110); (−0.1, 0.3) × 100 s = (−10, 30)
+    duration = post_process_moment_retrieval(outputs, [100.0], round_to_clip=False)[0]["pred_relevant_windows"]
+    official = post_process_moment_retrieval(outputs, [100.0], round_to_clip=False, clamp="official")[0]
+    assert [w[:2] for w in duration] == [[70.0, 100.0], [0.0, 30.0]]
+    assert [w[:2] for w in official["pred_relevant_windows"]] == [[70.0, 110.0], [0.0, 30.0]]
+    long = post_process_moment_retrieval(outputs_of(100), [200.0], clip_length=2.0, clamp="official")[0]
+    assert long["pred_relevant_windows"][0][:2] == [140.0, 150.0]  # (140, 220) → 150
+    model = TDDetrForMomentRetrieval(tiny_config(postprocess_clamp="official"))
+    assert model.post_process(outputs, [100.0], round_to_clip=False) == [official]

@@ -4,8 +4,11 @@ Every hyper-parameter is a documented keyword. Defaults are the official TD-DETR
 features (`td_detr/scripts/train.sh`: 4 T2V / encoder / decoder layers, L1 / gIoU weights 1 / 10).
 :meth:`TDDetrConfig.qd_detr_baseline` gives the QD-DETR baseline (2/2/2 layers, weights 10 / 1, no dynamics, no synthesis).
 
-Where the paper and the official code differ, the paper is the default and the official behaviour is an option; each
-such keyword says which is which.
+Defaults: where the paper describes a behaviour, the default follows the paper. Where the paper is silent or
+ambiguous, the default follows the official code, unless that code's behaviour is a bug (`official_t2v_mask`) or a
+constant of one data set (`postprocess_clamp`). Every official behaviour that is not the default is an option, each
+keyword says which is which, and :meth:`TDDetrConfig.official_td_detr` (`td-detr train --official`) selects all of them
+at once (:data:`OFFICIAL_TD_DETR`; the table in docs/RESULTS.md lists every difference).
 """
 
 
@@ -18,6 +21,29 @@ _PAIRINGS = ("similarity", "random", "none")
 _SAMPLINGS = ("bernoulli", "fixed_count")
 _FUSIONS = ("residual", "scaled")
 _SIMILARITIES = ("mean", "top50")
+_PART_ORDERS = ("pair", "moment_first", "random")
+_PSEUDO_LABEL_CLIPS = ("clip_length", "duration")
+POSTPROCESS_CLAMPS = ("duration", "official")
+
+# Every model-side behaviour the official TD-DETR code fixes where the paper differs, is silent or is ambiguous
+# (training side: `td_detr.training.OFFICIAL_TRAINING`); the hyper-parameters both agree on (α, β, layers, loss
+# weights) are not in it. `TDDetrConfig.official_td_detr()` applies exactly these; docs/RESULTS.md tabulates them.
+OFFICIAL_TD_DETR = {
+    # differ from the defaults
+    "dynamics_with_position": True,
+    "synthesis_sampling": "fixed_count",
+    "synthesis_similarity": "top50",
+    "synthesis_cap_length": False,
+    "synthesis_keep_originals": True,
+    "official_t2v_mask": True,
+    "postprocess_clamp": "official",
+    # already the defaults (the paper is silent or ambiguous, so the official code decides)
+    "dynamics_fusion": "residual",
+    "synthesis_part_order": "pair",
+    "synthesis_anchor_fraction": 0.5,
+    "synthesis_length_jitter": 0.2,
+    "pseudo_label_clip": "clip_length",
+}
 
 
 @strict(accept_kwargs=True)  # every field is type-checked (a config.json with "hidden_size": "64" is refused)
@@ -62,11 +88,12 @@ class TDDetrConfig(PreTrainedConfig):
             every T2V layer.
         dynamics_beta (`float`, defaults to 0.7): β of Eq. 6, the weight of the video tokens; the text-guided dynamics
             get 1−β.
-        dynamics_fusion (`str`, defaults to `"residual"`): how Eq. 6 enters the T2V layer. `"residual"` (paper Eq. 6
-            read literally, and what the official code does): `x = β·v + (1−β)·T' + Dropout(CrossAttn(v))`, i.e. the
-            β-mix replaces the residual stream and the ordinary video→text attention is added as in QD-DETR.
-            `"scaled"`: `x = β·(v + Dropout(CrossAttn(v))) + (1−β)·T'`, the reading where Ṽ in Eq. 6 is the already
-            text-attended video.
+        dynamics_fusion (`str`, defaults to `"residual"`): how Eq. 6 enters the T2V layer. Eq. 6 does not say which
+            video term β scales, so the default is the official code's reading (`td_detr/transformer.py`,
+            `T2V_TransformerEncoderLayer`): `"residual"`: `x = β·v + (1−β)·T' + Dropout(CrossAttn(v))`, i.e. β scales the
+            layer's input tokens v (the residual stream), 1−β the text-attended dynamics T', and the ordinary
+            video→text attention is added with weight 1 as in QD-DETR. `"scaled"`: `x = β·(v + Dropout(CrossAttn(v)))
+            + (1−β)·T'`, the reading where Ṽ in Eq. 6 is the already text-attended video.
         dynamics_with_position (`bool`, defaults to `False`): paper Eq. 3 takes differences of the video tokens;
             the official code takes them on the tokens *plus* their sine position embedding (`True`).
 
@@ -79,10 +106,23 @@ class TDDetrConfig(PreTrainedConfig):
         synthesis_length_jitter (`float`, defaults to 0.2): each sampled part is resized by r ∈ (1−j, 1+j] (official).
         synthesis_sampling (`str`, defaults to `"bernoulli"`): paper: every context token is kept with probability α
             (partner tokens with 1−α); `"fixed_count"` (official): a random subset of ⌊α·n⌋ tokens, only when > 2.
-        synthesis_keep_originals (`bool`, defaults to `True`): keep the original samples in the batch beside the
-            synthetic ones, as the official code does.
+        synthesis_keep_originals (`bool`, defaults to `False`): paper (§3.1–3.2): every row of a batch of B is an anchor
+            and the step trains on the 2·B synthesized videos of the spurious pairs. `True` (official): a random
+            `synthesis_anchor_fraction` of the rows are anchors and the other rows stay as they are (≈1.5·B rows,
+            one third original, as an official step of SimilarityConcatDataset entries).
+        synthesis_anchor_fraction (`float`, defaults to 0.5): share of rows made anchors when originals are kept
+            (official: half the entries of an epoch are synthetic). In (0, 1].
         synthesis_similarity (`str`, defaults to `"mean"`): pair score: `"mean"` (paper Eq. 1, mean clip-pair cosine) or
             `"top50"` (official: mean of the 50 largest clip-pair scores).
+        synthesis_cap_length (`bool`, defaults to `True`): paper (Fig. 2, "the synthesized videos maintain their
+            original length"): cut synthesized videos to `max_video_length` clips (context only, never the moment).
+            `False` (official): no cap (72% of synthetic QVHighlights videos exceed 75 clips).
+        synthesis_part_order (`str`, defaults to `"pair"`): order of the two parts of a synthesized video (the paper
+            does not say): `"pair"` (official: [V_i part ; V_k part] in both outputs), `"moment_first"` (the moment's
+            own video first) or `"random"` (either, per output).
+        pseudo_label_clip (`str`, defaults to `"clip_length"`): seconds → clips for the saliency pseudo-labels of
+            rows without saliency scores (Charades): `"clip_length"` (official TD-DETR, consistent with the span labels)
+            or `"duration"` (`duration / ctx_l`, CG-DETR).
 
     Matching and losses (reference-qd-detr.md §3; official TD-DETR QVHighlights swaps the span / gIoU weights):
         matcher_class_cost (`float`, defaults to 4.0), matcher_span_cost (`float`, defaults to 1.0),
@@ -98,6 +138,10 @@ class TDDetrConfig(PreTrainedConfig):
     Post-processing:
         round_to_clip (`bool`, defaults to `True`): round predicted window ends to multiples of `clip_length`
             (half to even), as the reference post-processing does.
+        postprocess_clamp (`str`, defaults to `"duration"`): clamp predicted windows to `[0, duration]` of each video,
+            or `"official"`: to `[0, 150]` s as the official inference does for QVHighlights and Charades-STA (a
+            QVHighlights constant: windows may end past a shorter video's end). The paper's numbers were produced
+            with `"official"`.
     """
 
     model_type = "td_detr"
@@ -133,8 +177,12 @@ class TDDetrConfig(PreTrainedConfig):
     synthesis_alpha: float | int = 0.7
     synthesis_length_jitter: float | int = 0.2
     synthesis_sampling: str = "bernoulli"
-    synthesis_keep_originals: bool = True
+    synthesis_keep_originals: bool = False
+    synthesis_anchor_fraction: float | int = 0.5
     synthesis_similarity: str = "mean"
+    synthesis_cap_length: bool = True
+    synthesis_part_order: str = "pair"
+    pseudo_label_clip: str = "clip_length"
 
     matcher_class_cost: float | int = 4.0
     matcher_span_cost: float | int = 1.0
@@ -149,6 +197,7 @@ class TDDetrConfig(PreTrainedConfig):
     use_auxiliary_loss: bool = True
 
     round_to_clip: bool = True
+    postprocess_clamp: str = "duration"
 
     def __post_init__(self, **kwargs):
         # The one model_type check: from_pretrained, from_dict and from_json_file all pass a saved "model_type" here.
@@ -164,6 +213,9 @@ class TDDetrConfig(PreTrainedConfig):
             "synthesis_sampling": (self.synthesis_sampling, _SAMPLINGS),
             "dynamics_fusion": (self.dynamics_fusion, _FUSIONS),
             "synthesis_similarity": (self.synthesis_similarity, _SIMILARITIES),
+            "synthesis_part_order": (self.synthesis_part_order, _PART_ORDERS),
+            "pseudo_label_clip": (self.pseudo_label_clip, _PSEUDO_LABEL_CLIPS),
+            "postprocess_clamp": (self.postprocess_clamp, POSTPROCESS_CLAMPS),
             "activation_function": (self.activation_function, ("prelu", "relu", "gelu")),
         }
         for field, (value, allowed) in checks.items():
@@ -192,9 +244,13 @@ class TDDetrConfig(PreTrainedConfig):
                 raise ValueError(f"TDDetrConfig.{field}={getattr(self, field)} must lie in [0, 1)")
         if not 1 <= self.num_input_projections <= 3:
             raise ValueError(f"TDDetrConfig.num_input_projections={self.num_input_projections}; expected 1, 2 or 3")
-        for field in ("dynamics_beta", "synthesis_alpha"):
+        for field in ("dynamics_beta", "synthesis_alpha", "synthesis_length_jitter"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 raise ValueError(f"TDDetrConfig.{field}={getattr(self, field)} must lie in [0, 1]")
+        if not 0.0 < self.synthesis_anchor_fraction <= 1.0:
+            raise ValueError(f"TDDetrConfig.synthesis_anchor_fraction={self.synthesis_anchor_fraction} must lie in (0, 1]")
+        if not self.clip_length > 0:
+            raise ValueError(f"TDDetrConfig.clip_length={self.clip_length} must be positive")
 
     @property
     def video_input_size(self) -> int:
@@ -220,6 +276,18 @@ class TDDetrConfig(PreTrainedConfig):
         return cls(**baseline)
 
     @classmethod
+    def official_td_detr(cls, base: "TDDetrConfig | None" = None, **kwargs) -> "TDDetrConfig":
+        """`base` (default: `TDDetrConfig()`, the QVHighlights run) with every model-side behaviour of the official
+        TD-DETR code (:data:`OFFICIAL_TD_DETR`): fixed-count sampling, top-50 similarity, no length cap, dynamics on
+        position-added tokens, originals kept (≈1.5·B rows), the official T2V mask and the [0, 150] s clamp.
+        Keywords override. The training side (epoch length, weight decay) is `td_detr.training.OFFICIAL_TRAINING`;
+        `td-detr train --official` applies both."""
+        settings = base.to_dict() if base is not None else {}
+        settings.update(OFFICIAL_TD_DETR)
+        settings.update(kwargs)
+        return cls(**{k: v for k, v in settings.items() if k not in _NOT_INIT})
+
+    @classmethod
     def charades_sta(cls, **kwargs) -> "TDDetrConfig":
         """Official TD-DETR Charades-STA settings (`scripts/charadesSTA/train_charades.sh`): SlowFast+CLIP features,
         1-s clips, no video cap, 3 layers each, span / gIoU 10 / 1, saliency weight 4. Keywords override."""
@@ -240,4 +308,7 @@ class TDDetrConfig(PreTrainedConfig):
         return cls(**settings)
 
 
-__all__ = ["TDDetrConfig"]
+# to_dict() entries that are not constructor keywords of a config
+_NOT_INIT = ("model_type", "transformers_version", "architectures")
+
+__all__ = ["OFFICIAL_TD_DETR", "TDDetrConfig"]

@@ -73,13 +73,15 @@ class TDDetrLoss(nn.Module):
         loss_label = F.cross_entropy(logits.transpose(1, 2), target_classes, class_weight, reduction="none").mean()
         return {"loss_span": loss_span, "loss_giou": loss_giou, "loss_label": loss_label}
 
-    def saliency_loss(self, scores, negative_scores, video_mask, labels) -> torch.Tensor:
-        """Unweighted sum of the margin ranking, rank-aware contrastive and negative-pair losses."""
+    def saliency_loss(self, scores, negative_scores, video_mask, labels, negative_pair_mask=None) -> torch.Tensor:
+        """Unweighted sum of the margin ranking, rank-aware contrastive and negative-pair losses. Rows whose
+        `negative_pair_mask` is 0 (no valid negative query) leave their negative scores out of both negative terms."""
         mask = video_mask.to(scores.dtype)
-        loss_negative = (F.softplus(negative_scores) * mask).sum(dim=1).mean()  # = −log(1 − σ(s))
+        negative_mask = mask if negative_pair_mask is None else mask * negative_pair_mask.to(mask)[:, None]
+        loss_negative = (F.softplus(negative_scores) * negative_mask).sum(dim=1).mean()  # = −log(1 − σ(s))
 
         all_scores = torch.cat((scores, negative_scores), dim=1)
-        all_mask = torch.cat((mask, mask), dim=1)
+        all_mask = torch.cat((mask, negative_mask), dim=1)
         saliency_labels = padded_saliency_labels(labels, scores.shape[1], scores.device)
         all_labels = torch.cat((saliency_labels, torch.zeros_like(saliency_labels)), dim=1)
         masked_scores = all_mask * all_scores + (1 - all_mask) * -1e3
@@ -103,7 +105,8 @@ class TDDetrLoss(nn.Module):
         losses = self.moment_losses(outputs.logits, outputs.pred_spans, labels)
         if outputs.negative_saliency_scores is not None and "saliency_pos_labels" in labels[0]:
             losses["loss_saliency"] = self.saliency_loss(
-                outputs.saliency_scores, outputs.negative_saliency_scores, outputs.video_mask, labels
+                outputs.saliency_scores, outputs.negative_saliency_scores, outputs.video_mask, labels,
+                getattr(outputs, "negative_pair_mask", None),
             )
         weighted = {key: value * self.weights[key] for key, value in losses.items()}
         if self.use_auxiliary_loss and outputs.auxiliary_outputs:

@@ -39,8 +39,8 @@ class TDDetrModelOutput(ModelOutput):
             the (centre, width) anchors each decoder layer received, in [0, 1].
         video_memory (`torch.FloatTensor` of shape `(batch, num_clips, hidden)`): encoder output of the video clips.
         global_memory (`torch.FloatTensor` of shape `(batch, hidden)`): encoder output of the global token.
-        negative_video_memory, negative_global_memory: the same for the negative pair (text rolled by one sample
-            within the batch), when computed.
+        negative_video_memory, negative_global_memory: the same for the negative pair (each video with the text of
+            the row `negative_text_index` names; by default the next row's), when computed.
     """
 
     decoder_hidden_states: torch.FloatTensor | None = None
@@ -63,7 +63,9 @@ class TDDetrMomentRetrievalOutput(ModelOutput):
         saliency_scores (`torch.FloatTensor` of shape `(batch, num_clips)`): per-clip saliency (padded clips hold
             meaningless values: use `video_mask`).
         negative_saliency_scores (`torch.FloatTensor` of shape `(batch, num_clips)`): saliency of the same videos
-            under the text of the next sample in the batch (computed in training or when asked for).
+            under their negative texts (computed in training or when asked for).
+        negative_pair_mask (`torch.FloatTensor` of shape `(batch,)`): 1 where a row has a negative pair, 0 where
+            `negative_text_index` was -1 (the loss skips those rows' negative terms).
         video_mask (`torch.FloatTensor` of shape `(batch, num_clips)`): 1 for valid clips.
         auxiliary_outputs (`list[dict]`): `{"logits", "pred_spans"}` of the earlier decoder layers.
     """
@@ -74,8 +76,20 @@ class TDDetrMomentRetrievalOutput(ModelOutput):
     pred_spans: torch.FloatTensor | None = None
     saliency_scores: torch.FloatTensor | None = None
     negative_saliency_scores: torch.FloatTensor | None = None
+    negative_pair_mask: torch.FloatTensor | None = None
     video_mask: torch.FloatTensor | None = None
     auxiliary_outputs: list | None = None
+
+
+def negative_row_index(negative_text_index: torch.Tensor | None, batch: int, device) -> torch.Tensor:
+    """Row whose text each row is paired with in the negative pass: `negative_text_index` (-1 → the row itself, a
+    placeholder the loss masks) or, when not given, the next row (the official roll by one)."""
+    if negative_text_index is None:
+        return torch.roll(torch.arange(batch, device=device), -1)
+    index = torch.as_tensor(negative_text_index, device=device).long()
+    if index.shape != (batch,) or int(index.max()) >= batch:
+        raise ValueError(f"negative_text_index must hold {batch} row indices (-1 for none), got {tuple(index.shape)}")
+    return torch.where(index >= 0, index, torch.arange(batch, device=device))
 
 
 def temporal_endpoint_features(video_mask: torch.Tensor) -> torch.Tensor:
@@ -234,6 +248,7 @@ class TDDetrModel(TDDetrPreTrainedModel):
         text_features: torch.Tensor,
         text_mask: torch.Tensor,
         compute_negative: bool = False,
+        negative_text_index: torch.Tensor | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> TDDetrModelOutput:
@@ -243,7 +258,10 @@ class TDDetrModel(TDDetrPreTrainedModel):
             video_mask: `[B, L]`, 1 for valid clips.
             text_features: `[B, T, text_feature_size]` token features, zero-padded.
             text_mask: `[B, T]`, 1 for valid tokens.
-            compute_negative: also encode each video with the next sample's text (the negative pair).
+            compute_negative: also encode each video with a negative text (the negative pair).
+            negative_text_index: `[B]` int, the row whose text is each row's negative (-1: none, any text is run and
+                the loss ignores it). Default: the next row's text, as the official code does; the training collator
+                always gives it (`td_detr.data.negatives`: never a query on the row's own videos).
         """
         self._check_inputs(video_features, text_features)
         video_mask = video_mask.to(video_features.dtype)
@@ -255,8 +273,8 @@ class TDDetrModel(TDDetrPreTrainedModel):
 
         if compute_negative:
             # Positive and negative pairs share the video side; one batched pass of 2B is cheaper than two passes.
-            negative_text = torch.roll(text, shifts=-1, dims=0)
-            negative_mask = torch.roll(text_mask, shifts=-1, dims=0)
+            index = negative_row_index(negative_text_index, text.shape[0], text.device)
+            negative_text, negative_mask = text[index], text_mask[index]
             blocked = (None, None)
             if self.config.official_t2v_mask:  # the official code runs the negative pass as a batch of its own
                 positive, negative = (self.official_blocked_pairs(video_mask, m) for m in (text_mask, negative_mask))
@@ -319,6 +337,7 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
         text_mask: torch.Tensor,
         labels: list[dict] | None = None,
         output_negative_saliency: bool | None = None,
+        negative_text_index: torch.Tensor | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> TDDetrMomentRetrievalOutput:
@@ -329,26 +348,32 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
                 `saliency_neg_labels` ([2]) and `saliency_all_labels` ([Lv]); gives `loss` and `loss_dict`.
             output_negative_saliency: compute the negative-pair saliency; defaults to True when training or when
                 labels are given (the loss needs it) and False otherwise (inference skips that pass).
+            negative_text_index: each row's negative text, as [`TDDetrModel.forward`].
             kwargs: other batch entries (e.g. `meta`) are accepted and ignored.
         """
         if output_negative_saliency is None:
             output_negative_saliency = self.training or labels is not None
         outputs = self.model(
-            video_features, video_mask, text_features, text_mask, compute_negative=output_negative_saliency
+            video_features, video_mask, text_features, text_mask, compute_negative=output_negative_saliency,
+            negative_text_index=negative_text_index,
         )
         hidden_states = outputs.decoder_hidden_states
         logits = self.class_head(hidden_states)
         spans = (self.span_head(hidden_states) + inverse_sigmoid(outputs.reference_anchors)).sigmoid()
         saliency = self.saliency(outputs.video_memory, outputs.global_memory)
-        negative_saliency = None
+        negative_saliency = negative_pair_mask = None
         if outputs.negative_video_memory is not None:
             negative_saliency = self.saliency(outputs.negative_video_memory, outputs.negative_global_memory)
+            negative_pair_mask = saliency.new_ones(saliency.shape[0])
+            if negative_text_index is not None:
+                negative_pair_mask = (torch.as_tensor(negative_text_index, device=saliency.device) >= 0).to(saliency.dtype)
         auxiliary = [{"logits": a, "pred_spans": b} for a, b in zip(logits[:-1], spans[:-1])]
         result = TDDetrMomentRetrievalOutput(
             logits=logits[-1],
             pred_spans=spans[-1],
             saliency_scores=saliency,
             negative_saliency_scores=negative_saliency,
+            negative_pair_mask=negative_pair_mask,
             video_mask=video_mask.to(saliency.dtype),
             auxiliary_outputs=auxiliary if self.config.use_auxiliary_loss else None,
         )
@@ -364,6 +389,7 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
             durations,
             clip_length=self.config.clip_length,
             round_to_clip=self.config.round_to_clip if round_to_clip is None else round_to_clip,
+            clamp=self.config.postprocess_clamp,
         )
 
 

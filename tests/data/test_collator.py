@@ -175,7 +175,7 @@ def test_works_as_a_dataloader_collate_fn_with_workers():
     torch.manual_seed(0)
     loader = torch.utils.data.DataLoader(rows, batch_size=4, collate_fn=collator, num_workers=2)
     batches = list(loader)
-    assert len(batches) == 2 and all(b["video_features"].shape[0] == 6 for b in batches)
+    assert len(batches) == 2 and all(b["video_features"].shape[0] == 8 for b in batches)  # 2·B synthesized
 
 
 @pytest.mark.parametrize("change, message", [

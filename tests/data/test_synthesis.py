@@ -317,12 +317,10 @@ def test_draws_depend_on_the_seed_and_the_batch_only():
 
 def test_batch_size_rules():
     rows = random_rows(9, 8)
-    keep = DataCollatorForMomentRetrieval(training=True, clip_length=CLIP, seed=0)(rows)
+    keep = DataCollatorForMomentRetrieval(training=True, clip_length=CLIP, synthesis_keep_originals=True, seed=0)(rows)
     assert len(keep["meta"]) == 12  # 4 originals + 4 anchors x 2 (official ~1.5 x B)
     assert sum(m["synthetic"] for m in keep["meta"]) == 8
-    replace = DataCollatorForMomentRetrieval(
-        training=True, clip_length=CLIP, synthesis_keep_originals=False, seed=0
-    )(rows)
+    replace = DataCollatorForMomentRetrieval(training=True, clip_length=CLIP, seed=0)(rows)  # the default
     assert len(replace["meta"]) == 16 and all(m["synthetic"] for m in replace["meta"])  # paper: 2 x B
     # Ṽ_i outputs come first, their Ṽ_k partners after all of them.
     anchors = [(m["qid"], m["context_qid"]) for m in replace["meta"][:8]]

@@ -5,7 +5,8 @@ uses); the collator's processor pads them. Evaluation collators pad and label; a
 ``max_video_length`` becomes several half-overlapping rows (its ``meta`` entry lists their first clips in
 ``window_starts``; such a batch has no labels), or is refused when the processor says ``long_video="refuse"``.
 Training collators run the video synthesizer (:mod:`.synthesis`) on the batch, so a training step sees originals and synthesized videos side by side
-(how many: see :meth:`.synthesis.VideoSynthesizer.compose`; about 1.5·B samples with the defaults).
+(how many: see :meth:`.synthesis.VideoSynthesizer.compose`: 2·B synthesized samples with the defaults, about
+1.5·B with the official ``synthesis_keep_originals``).
 
 Randomness (window subsets, saliency easy pairs, the synthesizer) comes from a ``numpy.random.Generator``:
 
@@ -30,6 +31,7 @@ from ..errors import TDDetrInputError
 from ..processing_td_detr import TDDetrProcessor, length_mask, pad_rows
 from .labels import PSEUDO_LABEL_CLIP_MODES, row_labels
 from .layout import WINDOW_TOLERANCE
+from .negatives import choose_negatives, negative_eligibility
 from .synthesis import BatchComposition, VideoSynthesizer, moment_blocks, remap_moment
 
 # Fields read by name from a config object (TDDetrConfig or anything with these attributes).
@@ -44,7 +46,6 @@ CONFIG_FIELDS = (
     "synthesis_sampling",
     "synthesis_keep_originals",
     "synthesis_similarity",
-    # optional, not in TDDetrConfig today; read when present
     "synthesis_part_order",
     "synthesis_cap_length",
     "synthesis_anchor_fraction",
@@ -133,7 +134,8 @@ class DataCollatorForMomentRetrieval:
 
     Returns ``video_features`` [B', L, Dv], ``video_mask`` [B', L], ``text_features`` [B', T, Dt], ``text_mask``
     [B', T] (float tensors, 1 = valid), ``labels`` (a list of B' dicts, only when every row has a window; rows with
-    and without windows in one batch are an error) and ``meta`` (a list of B' dicts: qid, vid, query, duration,
+    and without windows in one batch are an error), with labels ``negative_text_index`` (int64 [B']: the row whose
+    query is each row's negative pair, -1 for none; see :mod:`.negatives`) and ``meta`` (a list of B' dicts: qid, vid, query, duration,
     clip_length, relevant_windows in seconds, synthetic; synthesized samples also carry context_qid, context_vid,
     source_duration, source_relevant_windows and moment_shift in seconds). B' = B in evaluation.
 
@@ -166,7 +168,7 @@ class DataCollatorForMomentRetrieval:
     synthesis_alpha: float = 0.7
     synthesis_length_jitter: float = 0.2
     synthesis_sampling: str = "bernoulli"
-    synthesis_keep_originals: bool = True
+    synthesis_keep_originals: bool = False
     synthesis_similarity: str = "mean"
     synthesis_part_order: str = "pair"
     synthesis_cap_length: bool = True
@@ -305,6 +307,7 @@ class DataCollatorForMomentRetrieval:
                 labels.append({name: torch.from_numpy(value) for name, value in arrays.items()})
         if with_labels:
             batch["labels"] = labels
+            batch["negative_text_index"] = torch.from_numpy(self._negatives(columns, composition, rng))
         batch["meta"] = meta
         return batch
 
@@ -319,6 +322,15 @@ class DataCollatorForMomentRetrieval:
                 columns.qid, columns.vid, columns.query, columns.duration, columns.windows, starts)
         ]
         return batch
+
+    @staticmethod
+    def _negatives(columns: _Rows, composition: BatchComposition, rng: np.random.Generator) -> np.ndarray:
+        """Each output row's negative query (:mod:`.negatives`): none from the videos the row's clips come from."""
+        _, video_id = np.unique(np.asarray(columns.vid, dtype=object).astype(str), return_inverse=True)
+        moment_video = video_id[composition.moment_row]
+        context_video = np.where(composition.context_row >= 0, video_id[np.maximum(composition.context_row, 0)], -1)
+        eligible = negative_eligibility(np.stack([moment_video, context_video], axis=1), moment_video)
+        return choose_negatives(eligible, rng)
 
     def _compose(self, columns: _Rows, padded: np.ndarray, lengths: np.ndarray, rng: np.random.Generator):
         """Run the synthesizer; returns the composition and each row's moment cut to its video (windows clipped to

@@ -26,8 +26,9 @@ setting                paper (default)                         official code
                        only, the moment is never cut)
 partner candidates     every other row of the batch            the batch's synthetic entries (~B/2); may pick
                        (another video; self excluded)          itself under random pairing
-``keep_originals``     not stated                              ``True``: originals stay in the batch (config
-                                                               default, see below)
+``keep_originals``     ``False``: a step trains on the 2·B     ``True``: originals stay in the batch beside the
+                       synthesized videos of the B pairs       synthetic ones (≈1.5·B rows)
+                       (§3.1–3.2)
 =====================  ======================================  ==============================================
 
 Both use the official length jitter: each sampled part of n clips is resized by r ∈ (1−j, 1+j]
@@ -272,7 +273,7 @@ class VideoSynthesizer:
         max_length: cap on synthesized lengths in clips (paper; ``None`` = official, no cap). Only context clips
             are dropped to meet it, proportionally from the two parts.
         keep_originals: keep the non-anchor rows as they are (official) and make ``anchor_fraction`` of the rows
-            anchors; ``False`` makes every row an anchor.
+            anchors; ``False`` (paper) makes every row an anchor.
         anchor_fraction: share of rows used as anchors when ``keep_originals`` (official ≈ 0.5).
         part_order: ``"pair"`` (official: [V_i part ; V_k part] in both outputs), ``"moment_first"`` (the moment's own
             video always first) or ``"random"`` (either way, per output).
@@ -284,7 +285,7 @@ class VideoSynthesizer:
     sampling: str = "bernoulli"
     similarity: str = "mean"
     max_length: int | None = 75
-    keep_originals: bool = True
+    keep_originals: bool = False
     anchor_fraction: float = 0.5
     part_order: str = "pair"
 
@@ -364,9 +365,8 @@ class VideoSynthesizer:
         similarity" filter aims at the latter); an anchor without any candidate stays an original.
 
         Output order: originals (rows that are not paired anchors, in row order; none of the anchors'), then Ṽ_i for
-        every paired anchor, then Ṽ_k for every paired anchor. Keeping the two outputs of a pair apart matters for
-        the model's negative pass, which pairs each sample with the previous sample's query: Ṽ_k holds clips of
-        V_i, so V_i's query right before it would be a false negative.
+        every paired anchor, then Ṽ_k for every paired anchor. The negative pair of each output is chosen by the
+        collator from this composition (:mod:`.negatives`), not from the order.
         """
         lengths = np.asarray(lengths, dtype=np.int64)
         B = len(lengths)
