@@ -15,14 +15,15 @@ at once (:data:`OFFICIAL_TD_DETR`; the table in docs/RESULTS.md lists every diff
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from .data.labels import PSEUDO_LABEL_CLIP_MODES
 from .errors import TDDetrInputError
 
-_PAIRINGS = ("similarity", "random", "none")
-_SAMPLINGS = ("bernoulli", "fixed_count")
-_FUSIONS = ("residual", "scaled")
-_SIMILARITIES = ("mean", "top50")
-_PART_ORDERS = ("pair", "moment_first", "random")
-_PSEUDO_LABEL_CLIPS = ("clip_length", "duration")
+# The allowed values of the choice fields (the synthesizer and the collator take them from here).
+PAIRINGS = ("similarity", "random", "none")
+SAMPLINGS = ("bernoulli", "fixed_count")
+FUSIONS = ("residual", "scaled")
+SIMILARITIES = ("mean", "top50")
+PART_ORDERS = ("pair", "moment_first", "random")
 POSTPROCESS_CLAMPS = ("duration", "official")
 
 # Every model-side behaviour the official TD-DETR code fixes where the paper differs, is silent or is ambiguous
@@ -207,50 +208,49 @@ class TDDetrConfig(PreTrainedConfig):
         self.validate_choices()
 
     def validate_choices(self) -> None:
-        """Reject impossible settings early, naming the field."""
+        """Reject impossible settings early, naming the field ([`TDDetrInputError`], a `ValueError`). The only
+        validation of these settings: the collator and the synthesizer are built from a config."""
         checks = {
-            "synthesis_pairing": (self.synthesis_pairing, _PAIRINGS),
-            "synthesis_sampling": (self.synthesis_sampling, _SAMPLINGS),
-            "dynamics_fusion": (self.dynamics_fusion, _FUSIONS),
-            "synthesis_similarity": (self.synthesis_similarity, _SIMILARITIES),
-            "synthesis_part_order": (self.synthesis_part_order, _PART_ORDERS),
-            "pseudo_label_clip": (self.pseudo_label_clip, _PSEUDO_LABEL_CLIPS),
+            "synthesis_pairing": (self.synthesis_pairing, PAIRINGS),
+            "synthesis_sampling": (self.synthesis_sampling, SAMPLINGS),
+            "dynamics_fusion": (self.dynamics_fusion, FUSIONS),
+            "synthesis_similarity": (self.synthesis_similarity, SIMILARITIES),
+            "synthesis_part_order": (self.synthesis_part_order, PART_ORDERS),
+            "pseudo_label_clip": (self.pseudo_label_clip, PSEUDO_LABEL_CLIP_MODES),
             "postprocess_clamp": (self.postprocess_clamp, POSTPROCESS_CLAMPS),
             "activation_function": (self.activation_function, ("prelu", "relu", "gelu")),
         }
         for field, (value, allowed) in checks.items():
             if value not in allowed:
-                raise ValueError(f"TDDetrConfig.{field}={value!r}; expected one of {allowed}")
+                raise TDDetrInputError(f"TDDetrConfig.{field}={value!r}; expected one of {allowed}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise TDDetrInputError(
                 f"TDDetrConfig.hidden_size={self.hidden_size} is not divisible by "
                 f"num_attention_heads={self.num_attention_heads}"
             )
         if self.hidden_size % 2:
-            raise ValueError(f"TDDetrConfig.hidden_size={self.hidden_size} must be even (sine embeddings)")
+            raise TDDetrInputError(f"TDDetrConfig.hidden_size={self.hidden_size} must be even (sine embeddings)")
         for field in ("video_feature_size", "text_feature_size", "hidden_size", "num_attention_heads", "ffn_dim",
                       "num_queries", "decoder_layers", "max_query_length", "max_windows"):
             if getattr(self, field) < 1:
-                raise ValueError(f"TDDetrConfig.{field}={getattr(self, field)} must be at least 1")
+                raise TDDetrInputError(f"TDDetrConfig.{field}={getattr(self, field)} must be at least 1")
         for field in ("t2v_layers", "encoder_layers"):
             if getattr(self, field) < 0:
-                raise ValueError(f"TDDetrConfig.{field}={getattr(self, field)} must not be negative")
+                raise TDDetrInputError(f"TDDetrConfig.{field}={getattr(self, field)} must not be negative")
         if self.max_video_length is not None and self.max_video_length < 1:
-            raise ValueError(f"TDDetrConfig.max_video_length={self.max_video_length} must be at least 1 (or None)")
+            raise TDDetrInputError(f"TDDetrConfig.max_video_length={self.max_video_length} must be at least 1 (or None)")
         if not self.clip_length > 0:
-            raise ValueError(f"TDDetrConfig.clip_length={self.clip_length} must be positive")
+            raise TDDetrInputError(f"TDDetrConfig.clip_length={self.clip_length} must be positive")
         for field in ("dropout", "input_dropout"):
             if not 0.0 <= getattr(self, field) < 1.0:
-                raise ValueError(f"TDDetrConfig.{field}={getattr(self, field)} must lie in [0, 1)")
+                raise TDDetrInputError(f"TDDetrConfig.{field}={getattr(self, field)} must lie in [0, 1)")
         if not 1 <= self.num_input_projections <= 3:
-            raise ValueError(f"TDDetrConfig.num_input_projections={self.num_input_projections}; expected 1, 2 or 3")
+            raise TDDetrInputError(f"TDDetrConfig.num_input_projections={self.num_input_projections}; expected 1, 2 or 3")
         for field in ("dynamics_beta", "synthesis_alpha", "synthesis_length_jitter"):
             if not 0.0 <= getattr(self, field) <= 1.0:
-                raise ValueError(f"TDDetrConfig.{field}={getattr(self, field)} must lie in [0, 1]")
+                raise TDDetrInputError(f"TDDetrConfig.{field}={getattr(self, field)} must lie in [0, 1]")
         if not 0.0 < self.synthesis_anchor_fraction <= 1.0:
-            raise ValueError(f"TDDetrConfig.synthesis_anchor_fraction={self.synthesis_anchor_fraction} must lie in (0, 1]")
-        if not self.clip_length > 0:
-            raise ValueError(f"TDDetrConfig.clip_length={self.clip_length} must be positive")
+            raise TDDetrInputError(f"TDDetrConfig.synthesis_anchor_fraction={self.synthesis_anchor_fraction} must lie in (0, 1]")
 
     @property
     def video_input_size(self) -> int:

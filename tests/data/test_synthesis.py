@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from td_detr import TDDetrConfig
 from td_detr.data.collator import DataCollatorForMomentRetrieval
 from td_detr.data.synthesis import (
     VideoSynthesizer,
@@ -334,10 +335,17 @@ def test_rows_of_one_video_are_never_partners_and_lone_rows_stay_original():
     assert len(out["meta"]) == 3 and not any(m["synthetic"] for m in out["meta"])
 
 
-def test_synthesizer_rejects_bad_settings():
-    with pytest.raises(TDDetrInputError, match="synthesis_sampling"):
-        VideoSynthesizer(sampling="uniform")
-    with pytest.raises(TDDetrInputError, match="synthesis_alpha"):
-        VideoSynthesizer(alpha=1.5)
-    with pytest.raises(TDDetrInputError, match="synthesis_length_jitter"):
-        DataCollatorForMomentRetrieval(training=True, synthesis_length_jitter=2.0)
+def test_synthesis_settings_are_validated_once_by_the_config():
+    """The collator's settings are TDDetrConfig fields: one validation, one exception type (TDDetrInputError, a
+    ValueError), and the synthesizer is the config's."""
+    for field, value in [("synthesis_sampling", "uniform"), ("synthesis_alpha", 1.5), ("synthesis_length_jitter", 2.0),
+                         ("synthesis_part_order", "shuffled"), ("pseudo_label_clip", "seconds")]:
+        with pytest.raises(TDDetrInputError, match=field):
+            DataCollatorForMomentRetrieval(training=True, **{field: value})
+        with pytest.raises(TDDetrInputError, match=field):
+            TDDetrConfig(**{field: value})
+    with pytest.raises(TDDetrInputError, match="unknown collator setting"):
+        DataCollatorForMomentRetrieval(synthesis_alpah=0.5)
+    config = TDDetrConfig(synthesis_sampling="fixed_count", synthesis_cap_length=False, max_video_length=20)
+    assert VideoSynthesizer.from_config(config) == DataCollatorForMomentRetrieval.from_config(config, True).synthesizer
+    assert VideoSynthesizer.from_config(config).max_length is None

@@ -54,12 +54,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..configuration_td_detr import SIMILARITIES
 from ..errors import TDDetrInputError
 
-PAIRINGS = ("similarity", "random", "none")
-SAMPLINGS = ("bernoulli", "fixed_count")
-SIMILARITIES = ("mean", "top50")
-PART_ORDERS = ("pair", "moment_first", "random")
 TOP_K = 50  # official "top50" score
 _EPS = 1e-9  # slack for floors of products such as 0.7 * 10
 
@@ -262,7 +259,8 @@ def _realise_counts(keep: np.ndarray, target: np.ndarray, rng: np.random.Generat
 
 @dataclass
 class VideoSynthesizer:
-    """Builds the synthetic part of a training batch (module docstring: paper vs official settings).
+    """Builds the synthetic part of a training batch (module docstring: paper vs official settings). Build it with
+    :meth:`from_config`: the settings are :class:`~td_detr.TDDetrConfig` fields, validated there.
 
     Args:
         pairing: ``"similarity"`` (Eq. 1 argmax in the batch), ``"random"`` or ``"none"`` (no synthesis).
@@ -279,31 +277,31 @@ class VideoSynthesizer:
             video always first) or ``"random"`` (either way, per output).
     """
 
-    pairing: str = "similarity"
-    alpha: float = 0.7
-    length_jitter: float = 0.2
-    sampling: str = "bernoulli"
-    similarity: str = "mean"
-    max_length: int | None = 75
-    keep_originals: bool = False
-    anchor_fraction: float = 0.5
-    part_order: str = "pair"
+    pairing: str
+    alpha: float
+    length_jitter: float
+    sampling: str
+    similarity: str
+    max_length: int | None
+    keep_originals: bool
+    anchor_fraction: float
+    part_order: str
 
-    def __post_init__(self):
-        for name, value, allowed in (
-            ("synthesis_pairing", self.pairing, PAIRINGS),
-            ("synthesis_sampling", self.sampling, SAMPLINGS),
-            ("synthesis_similarity", self.similarity, SIMILARITIES),
-            ("synthesis_part_order", self.part_order, PART_ORDERS),
-        ):
-            if value not in allowed:
-                raise TDDetrInputError(f"{name} must be one of {allowed}, got {value!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise TDDetrInputError(f"synthesis_alpha must lie in [0, 1], got {self.alpha}")
-        if not 0.0 <= self.length_jitter <= 1.0:
-            raise TDDetrInputError(f"synthesis_length_jitter must lie in [0, 1], got {self.length_jitter}")
-        if not 0.0 < self.anchor_fraction <= 1.0:
-            raise TDDetrInputError(f"synthesis_anchor_fraction must lie in (0, 1], got {self.anchor_fraction}")
+    @classmethod
+    def from_config(cls, config) -> "VideoSynthesizer":
+        """The synthesizer of a :class:`~td_detr.TDDetrConfig` (which validated every setting): its ``synthesis_*``
+        fields, and ``max_video_length`` as the cap when ``synthesis_cap_length``."""
+        return cls(
+            pairing=config.synthesis_pairing,
+            alpha=float(config.synthesis_alpha),
+            length_jitter=float(config.synthesis_length_jitter),
+            sampling=config.synthesis_sampling,
+            similarity=config.synthesis_similarity,
+            max_length=config.max_video_length if config.synthesis_cap_length else None,
+            keep_originals=bool(config.synthesis_keep_originals),
+            anchor_fraction=float(config.synthesis_anchor_fraction),
+            part_order=config.synthesis_part_order,
+        )
 
     # -- steps ------------------------------------------------------------------------------------------------------
 
