@@ -156,7 +156,14 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     if data.eval_split is None:
         overrides.update(eval_strategy="no", load_best_model_at_end=False)
     training_args = training_arguments(str(folder.checkpoints), preset, **overrides)
-    run = run_fingerprint(config, data, seed, {key: getattr(training_args, key) for key in FINGERPRINT_TRAINING_ARGS})
+    schedule = dict(
+        lr_drop_epochs=preset.lr_drop_epochs if args.lr_drop is None else args.lr_drop,
+        lr_gamma=preset.lr_gamma,
+        passes_per_epoch=preset.passes_per_epoch,
+        weight_decay_scope=args.weight_decay_scope or preset.weight_decay_scope,
+    )
+    settings = {key: getattr(training_args, key) for key in FINGERPRINT_TRAINING_ARGS}
+    run = run_fingerprint(config, data, seed, {**settings, **schedule, "official": args.official})
     if is_main_process:
         folder.start(run, resume=bool(args.resume))
     with training_args.main_process_first(desc="resume checkpoint"):
@@ -170,11 +177,8 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         data_collator=train_collator,
         eval_data_collator=eval_collator,
         processing_class=processor,
-        lr_drop_epochs=preset.lr_drop_epochs if args.lr_drop is None else args.lr_drop,
-        lr_gamma=preset.lr_gamma,
         callbacks=[CompleteCheckpointCallback(run)],
-        passes_per_epoch=preset.passes_per_epoch,
-        weight_decay_scope=args.weight_decay_scope or preset.weight_decay_scope,
+        **schedule,
     )
     if trainer.is_world_process_zero():
         world = f", world size {training_args.world_size}" if training_args.world_size > 1 else ""
