@@ -1,0 +1,112 @@
+"""Open the `td-detr demo` page in headless Chromium, choose a query and save a screenshot of the answer.
+
+    python scripts/demo_screenshot.py --model td-detr-runs/synthetic --query 137 --output docs/demo.png
+
+serves the page in this process (the synthetic data set, as `td-detr demo --model M` does), drives the system
+Chromium with Selenium (Debian: apt-get install chromium chromium-driver; pip install selenium), waits for the
+windows table and the timeline, and writes a palette PNG. ``--url`` screenshots a page that is already running.
+The demo's browser test uses `open_browser` and `choose_query`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+WINDOW_SIZE = (1360, 1420)
+
+
+def chromium_paths() -> tuple[str, str] | None:
+    """(browser, driver) of the system Chromium, or None when either is missing."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+def open_browser():
+    """A headless Chromium driven by Selenium, with the system's chromedriver (Selenium Manager never downloads)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    paths = chromium_paths()
+    if paths is None:
+        raise RuntimeError("needs chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = paths[0]
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 f"--window-size={WINDOW_SIZE[0]},{WINDOW_SIZE[1]}", "--hide-scrollbars"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(paths[1]), options=options)
+
+
+def choose_query(driver, url: str, search: str, timeout: float = 60.0) -> dict:
+    """Open ``url``, type ``search`` into the query list, pick the first match and wait for the answer. Returns the
+    elements found: ``rows`` (windows table rows), ``plot`` (the timeline image) and ``metrics`` (its text)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, timeout)
+    driver.get(url)
+    box = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#query-list input")))
+    box.click()
+    box.send_keys(search)
+    option = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#query-list li[role=option]")))
+    option.click()
+    box.send_keys(Keys.ESCAPE)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#dataset-plot img"))
+    rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#dataset-windows table tbody tr") or False)
+    metrics = wait.until(lambda d: (d.find_element(By.ID, "dataset-metrics").text.strip() or False))
+    time.sleep(0.5)  # let the image finish its layout before a screenshot
+    return {"rows": rows, "plot": driver.find_element(By.CSS_SELECTOR, "#dataset-plot img"), "metrics": metrics}
+
+
+def save_small_png(png: bytes, path: Path, colours: int = 128) -> Path:
+    """The screenshot as a palette PNG (a few hundred kB instead of ~1 MB)."""
+    import io
+
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image.quantize(colors=colours, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model to serve (with the synthetic data set, or the data flags of --args)")
+    parser.add_argument("--url", help="screenshot a running demo instead of serving one")
+    parser.add_argument("--query", default="", help="text typed into the query list (a qid, video id or words)")
+    parser.add_argument("--output", default="docs/demo.png")
+    args = parser.parse_args(argv)
+    if not args.url and not args.model:
+        parser.error("give --model or --url")
+    demo = None
+    url = args.url
+    if url is None:
+        from td_detr.cli import build_parser
+        from td_detr.commands.demo import build_session
+        from td_detr.demo.app import build_demo, launch
+
+        demo_args = build_parser().parse_args(["demo", "--model", args.model])
+        demo = build_demo(build_session(demo_args), args.model)
+        url = launch(demo, block=False)
+    driver = open_browser()
+    try:
+        found = choose_query(driver, url, args.query)
+        path = save_small_png(driver.get_screenshot_as_png(), Path(args.output))
+    finally:
+        driver.quit()
+        if demo is not None:
+            demo.close()
+    print(f"wrote {path} ({path.stat().st_size // 1024} kB): {len(found['rows'])} windows; {found['metrics'][:80]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
