@@ -44,7 +44,7 @@ def open_browser():
 
 def choose_query(driver, url: str, search: str, timeout: float = 60.0) -> dict:
     """Open ``url``, type ``search`` into the query list, pick the first match and wait for the answer. Returns the
-    elements found: ``rows`` (windows table rows), ``plot`` (the timeline image) and ``metrics`` (its text)."""
+    elements found: ``rows`` (windows table rows; their cells are ``[role=gridcell]``), ``plot`` (the timeline image) and ``metrics`` (its text)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -58,8 +58,9 @@ def choose_query(driver, url: str, search: str, timeout: float = 60.0) -> dict:
     option = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#query-list li[role=option]")))
     option.click()
     box.send_keys(Keys.ESCAPE)
+    driver.execute_script("document.activeElement.blur()")  # no text cursor in the screenshot
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#dataset-plot img"))
-    rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#dataset-windows table tbody tr") or False)
+    rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#dataset-windows [role=row].virtual-row") or False)
     metrics = wait.until(lambda d: (d.find_element(By.ID, "dataset-metrics").text.strip() or False))
     time.sleep(0.5)  # let the image finish its layout before a screenshot
     return {"rows": rows, "plot": driver.find_element(By.CSS_SELECTOR, "#dataset-plot img"), "metrics": metrics}

@@ -5,7 +5,7 @@ searchable list of the evaluation split's queries; choosing one shows the timeli
 predicted windows), the saliency curve, the windows table and the query's metrics. Free-text queries on a chosen video
 work when --clip-model gives the text encoder that made the data set's text features.
 With --clip-model and a model trained on CLIP features alone: upload a video (or choose one from --video-dir), type a
-query, click a window to play it. CLIP weights are read from a folder or the local Hugging Face cache only.
+query, click a window to jump the player there. CLIP weights are read from a folder or the local Hugging Face cache only.
 The page is served on 127.0.0.1 (this machine only) unless --host / --share say otherwise."""
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ CSS = """
 #dataset-metrics, #video-metrics {font-size: 0.95em;}
 .note {color: #6b6b6b; font-size: 0.92em;}
 """
-# Runs in the browser after a row of a windows table was clicked: seek the player to the window's start.
+# Runs in the browser after a row of a windows table was clicked: seek the player to the window's start (paused,
+# so the window's first frame shows; play goes on from there).
 SEEK_JS = """(start) => {{
   const player = document.querySelector('#{player} video');
-  if (player && start !== null && start !== undefined) {{ player.currentTime = start; player.play().catch(() => {{}}); }}
+  if (player && start !== null && start !== undefined) {{ player.currentTime = start; }}
   return start;
 }}"""
 
@@ -87,7 +88,7 @@ def _answer_outputs(prefix: str, video_label: str | None):
     with gr.Row():
         with gr.Column(scale=3):
             table = gr.Dataframe(headers=WINDOW_HEADERS, interactive=False, elem_id=f"{prefix}-windows",
-                                 label="Top windows (click a row to play it)")
+                                 label="Top windows (click a row to show it in the video)")
         with gr.Column(scale=2):
             metrics = gr.Markdown(elem_id=f"{prefix}-metrics")
     video = gr.Video(label=video_label, interactive=False, elem_id=f"{prefix}-player") if video_label else None
