@@ -234,7 +234,7 @@ def test_the_video_tab_answers_a_video_file_through_the_client(clip_world):
     [
         (["--port", "70000"], "--port 70000"),
         (["--video-dir", "no/such/folder"], "--video-dir no/such/folder is not a folder"),
-        (["--top-k", "0"], "--top-k 0"),
+        (["--top-k", "0"], "--top-k must be a positive number, got 0"),
     ],
 )
 def test_bad_flags_exit_2_before_loading_anything(flags, message, capsys):

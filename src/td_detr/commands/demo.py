@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import TDDetrInputError
 from .data_options import add_data_arguments
+from .flag_checks import check_positive_flags
 from .video_options import add_long_video_argument
 
 DATA_FLAGS = ("dataset", "data_dir", "train_file", "eval_file", "video_feature_dir", "text_feature_dir")
@@ -49,8 +50,7 @@ def check_arguments(args) -> None:
     """Flag errors, before anything is loaded."""
     if args.port is not None and not 0 < args.port < 65536:
         raise TDDetrInputError(f"--port {args.port}: not a port number (1-65535)")
-    if args.top_k < 1:
-        raise TDDetrInputError(f"--top-k {args.top_k}: must be at least 1")
+    check_positive_flags(args, "top_k")
     if args.video_dir and not Path(args.video_dir).is_dir():
         raise TDDetrInputError(f"--video-dir {args.video_dir} is not a folder")
     try:
