@@ -2,10 +2,10 @@
 
     python scripts/demo_screenshot.py --model td-detr-runs/synthetic --query 137 --output docs/demo.png
 
-serves the page in this process (the synthetic data set, as `td-detr demo --model M` does), drives the system
-Chromium with Selenium (Debian: apt-get install chromium chromium-driver; pip install selenium), waits for the
-windows table and the timeline, and writes a palette PNG. ``--url`` screenshots a page that is already running.
-The demo's browser test uses `open_browser` and `choose_query`.
+starts `td-detr demo --model M` (the synthetic data set) on a free port, drives the system Chromium with Selenium
+(Debian: apt-get install chromium chromium-driver; pip install selenium), waits for the windows table and the timeline,
+writes a palette PNG and stops the demo. ``--url`` screenshots a page that is already running.
+The demo's browser tests use `open_browser` and `choose_query`.
 """
 
 from __future__ import annotations
@@ -66,6 +66,26 @@ def choose_query(driver, url: str, search: str, timeout: float = 60.0) -> dict:
     return {"rows": rows, "plot": driver.find_element(By.CSS_SELECTOR, "#dataset-plot img"), "metrics": metrics}
 
 
+def start_demo(model: str, timeout: float = 300.0):
+    """Run `td-detr demo --model M` on a free port as a user would; returns (process, address) once it serves."""
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "td_detr", "demo", "--model", model, "--port", str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    for line in server.stdout:  # the command prints its address once the page is served
+        if "serving on " in line:
+            return server, line.split("serving on ", 1)[1].split()[0]
+        if time.monotonic() > deadline:
+            break
+    server.terminate()
+    raise RuntimeError(f"td-detr demo did not start (exit code {server.wait(timeout=30)})")
+
+
 def save_small_png(png: bytes, path: Path, colours: int = 128) -> Path:
     """The screenshot as a palette PNG (a few hundred kB instead of ~1 MB)."""
     import io
@@ -87,24 +107,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.url and not args.model:
         parser.error("give --model or --url")
-    demo = None
+    server = None
     url = args.url
     if url is None:
-        from td_detr.cli import build_parser
-        from td_detr.commands.demo import build_session
-        from td_detr.demo.app import build_demo, launch
-
-        demo_args = build_parser().parse_args(["demo", "--model", args.model])
-        demo = build_demo(build_session(demo_args), args.model)
-        url = launch(demo, block=False)
-    driver = open_browser()
+        server, url = start_demo(args.model)
     try:
-        found = choose_query(driver, url, args.query)
-        path = save_small_png(driver.get_screenshot_as_png(), Path(args.output))
+        driver = open_browser()
+        try:
+            found = choose_query(driver, url, args.query)
+            path = save_small_png(driver.get_screenshot_as_png(), Path(args.output))
+        finally:
+            driver.quit()
     finally:
-        driver.quit()
-        if demo is not None:
-            demo.close()
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
     print(f"wrote {path} ({path.stat().st_size // 1024} kB): {len(found['rows'])} windows; {found['metrics'][:80]}")
     return 0
 

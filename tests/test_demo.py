@@ -175,7 +175,7 @@ def clip_world(tmp_path_factory):
 def test_free_text_on_a_data_set_video_with_a_clip_text_encoder(clip_world):
     import datasets
 
-    from td_detr.data.layout import l2_normalize_rows
+    from td_detr.processing_td_detr import l2_normalize_rows
 
     clip, _, video, model = clip_world
     encoder, problem = load_local_clip(str(clip), model.config)
@@ -250,6 +250,7 @@ def test_without_the_extra_the_command_says_how_to_install_it(monkeypatch, capsy
     assert error == "td-detr demo: error: the demo needs Gradio, which is not installed: pip install 'td-detr[demo]'"
 
 
+@pytest.mark.slow  # a Chromium process
 def test_the_page_in_a_headless_browser(served, tmp_path):
     """Chromium opens the page, a query is chosen from the searchable list, and the windows table and the timeline
     appear; the screenshot is kept under $TD_DETR_TEST_ARTIFACTS (else the test's tmp folder)."""
@@ -276,6 +277,7 @@ def test_the_page_in_a_headless_browser(served, tmp_path):
     assert path.stat().st_size > 10_000
 
 
+@pytest.mark.slow  # a Chromium process
 def test_clicking_a_window_seeks_the_video_player(clip_world):
     """Video tab in Chromium: upload the video, ask, click the window that starts last: the player jumps there."""
     pytest.importorskip("selenium")
