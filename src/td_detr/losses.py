@@ -35,7 +35,9 @@ def padded_saliency_labels(labels: list[dict], length: int, device) -> torch.Ten
 
 
 class TDDetrLoss(nn.Module):
-    """Computes the weighted loss terms from a [`TDDetrMomentRetrievalOutput`] and a list of label dicts."""
+    """The loss terms of a [`TDDetrMomentRetrievalOutput`] against a list of label dicts, as transformers'
+    `ForObjectDetectionLoss` returns them: the weighted total and the unweighted terms (auxiliary decoder layers'
+    terms suffixed `_<layer>`); `weight_dict` holds every term's weight."""
 
     def __init__(self, config):
         super().__init__()
@@ -44,12 +46,16 @@ class TDDetrLoss(nn.Module):
         self.margin = config.saliency_margin
         self.temperature = config.saliency_temperature
         self.use_auxiliary_loss = config.use_auxiliary_loss
-        self.weights = {
+        weights = {
             "loss_span": config.span_loss_weight,
             "loss_giou": config.giou_loss_weight,
             "loss_label": config.class_loss_weight,
             "loss_saliency": config.saliency_loss_weight,
         }
+        self.weight_dict = dict(weights)
+        if self.use_auxiliary_loss:
+            for layer in range(config.decoder_layers - 1):
+                self.weight_dict.update({f"{key}_{layer}": weights[key] for key in ("loss_span", "loss_giou", "loss_label")})
 
     def moment_losses(self, logits, pred_spans, labels) -> dict[str, torch.Tensor]:
         """Unweighted L1, gIoU and classification losses of one decoder layer."""
@@ -102,15 +108,15 @@ class TDDetrLoss(nn.Module):
         return loss_margin + loss_rank + loss_negative
 
     def forward(self, outputs, labels: list[dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weighted total, unweighted terms)."""
         losses = self.moment_losses(outputs.logits, outputs.pred_spans, labels)
         if outputs.negative_saliency_scores is not None and "saliency_pos_labels" in labels[0]:
             losses["loss_saliency"] = self.saliency_loss(
                 outputs.saliency_scores, outputs.negative_saliency_scores, outputs.video_mask, labels,
                 getattr(outputs, "negative_pair_mask", None),
             )
-        weighted = {key: value * self.weights[key] for key, value in losses.items()}
         if self.use_auxiliary_loss and outputs.auxiliary_outputs:
             for layer, auxiliary in enumerate(outputs.auxiliary_outputs):
                 for key, value in self.moment_losses(auxiliary["logits"], auxiliary["pred_spans"], labels).items():
-                    weighted[f"{key}_{layer}"] = value * self.weights[key]
-        return sum(weighted.values()), weighted
+                    losses[f"{key}_{layer}"] = value
+        return sum(value * self.weight_dict[key] for key, value in losses.items()), losses

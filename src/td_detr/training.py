@@ -150,6 +150,11 @@ class TDDetrTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self.last_predictions: list[dict] = []
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # `meta` (qid, vid, duration per row) is for post-processing, not a model input
+        inputs = {key: value for key, value in inputs.items() if key != "meta"}
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
     @contextlib.contextmanager
     def _evaluation_collator(self):
         training_collator = self.data_collator
