@@ -50,6 +50,7 @@ CONFIGS = {
     "td_detr_no_synthesis": ("TD-DETR 4/4/4, synthesis off", dict(synthesis_pairing="none")),
     "qd_detr_2l": ("QD-DETR baseline 2/2/2", dict(baseline=True)),
     "qd_detr_4l": ("QD-DETR arch 4/4/4", dict(baseline=True, t2v_layers=4, encoder_layers=4, decoder_layers=4)),
+    "td_detr_checkpointing": ("TD-DETR 4/4/4, activation checkpointing", dict(activation_checkpointing=True)),
 }
 
 # The official code's models (``--official-src``), measured by its driver: key -> (label, ENCxDEC variant).
@@ -101,6 +102,10 @@ RATIOS = [
      "configs.td_detr_no_synthesis.peak_rss_training_mb"),
     ("peak RSS training: TD-DETR / QD-DETR arch 4L", "configs.td_detr.peak_rss_training_mb",
      "configs.qd_detr_4l.peak_rss_training_mb"),
+    ("peak RSS training: TD-DETR checkpointing / QD-DETR arch 4L", "configs.td_detr_checkpointing.peak_rss_training_mb",
+     "configs.qd_detr_4l.peak_rss_training_mb"),
+    ("train step: TD-DETR checkpointing / plain", "configs.td_detr_checkpointing.train_step_s",
+     "configs.td_detr.train_step_s"),
     ("scoring: naive loop / vectorised", "scoring.naive_s", "scoring.vectorised_s"),
 ]
 
@@ -157,6 +162,7 @@ def build_config(key: str, size: dict, dropout_implementation: str = "torch"):
 
     overrides = dict(CONFIGS[key][1], dropout_implementation=dropout_implementation)
     baseline = overrides.pop("baseline", False)
+    overrides.pop("activation_checkpointing", False)  # a model setting, applied in measure_config
     overrides.update(size["model"])
     overrides.update(video_feature_size=sum(size["video_dims"]), text_feature_size=size["text_dim"])
     return TDDetrConfig.qd_detr_baseline(**overrides) if baseline else TDDetrConfig(**overrides)
@@ -185,6 +191,8 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
     )
     torch.manual_seed(0)
     model = TDDetrForMomentRetrieval(config)
+    if CONFIGS[key][1].get("activation_checkpointing"):
+        model.activation_checkpointing_enable()
     train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True)
     eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False)
     warmup = repeats["warmup"]
