@@ -102,7 +102,7 @@ class Plan:
 
 # = td_detr.training.synthetic_model_config() (a test checks they agree), spelled out so results record it.
 SYNTHETIC_MODEL = dict(hidden_size=64, num_attention_heads=4, ffn_dim=128, t2v_layers=2, encoder_layers=2,
-                       decoder_layers=2, dropout=0.0, input_dropout=0.1)
+                       decoder_layers=2, dropout=0.0, input_dropout=0.1, synthesis_keep_originals=True)
 TINY_MODEL = dict(hidden_size=16, num_attention_heads=2, ffn_dim=32, t2v_layers=1, encoder_layers=1,
                   decoder_layers=1, num_queries=4, input_dropout=0.1)
 # 640 training queries = 20 full batches of 32 per epoch.

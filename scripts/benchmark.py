@@ -15,6 +15,13 @@ no post-processing) on pre-collated batches of 1 and 32. Scoring = ``evaluate_su
 reference predictions (generated ones of the same shape when ../shared/data is absent) next to the naive
 per-query loop of ``scripts/benchmark_metrics.py``. Every figure is the median of the repeats, warm-up excluded.
 
+With ``--official-src`` (the official QD-DETR code, ``../shared/reference/qd-detr``) the official model is measured in
+the same run, 2/2/2 and 4/4/4, each in its own process, alternating with ours round by round, by the driver beside it
+(``qd_detr_speed.py``: official options, label functions and collate, the official train loop's step), and the report
+gives ours / official ratios from that run. ``--compile`` also measures every config of ours under ``torch.compile``
+(compile time reported apart from the step). Our configs use ``--dropout-implementation`` (default ``fast_cpu``).
+
+    python scripts/benchmark.py --rounds 2 --official-src ../shared/reference/qd-detr   # ours beside the official code
     python scripts/benchmark.py                     # full: ~5 minutes on 2 cores
     python scripts/benchmark.py --quick             # ~1 minute: fewer repeats, one process (peak RSS cumulative)
     python scripts/benchmark.py --dry-run --json o.json   # ~25 s on 2 shared cores: tiny sizes, 1 repeat, one process
@@ -43,16 +50,13 @@ CONFIGS = {
     "td_detr_no_synthesis": ("TD-DETR 4/4/4, synthesis off", dict(synthesis_pairing="none")),
     "qd_detr_2l": ("QD-DETR baseline 2/2/2", dict(baseline=True)),
     "qd_detr_4l": ("QD-DETR arch 4/4/4", dict(baseline=True, t2v_layers=4, encoder_layers=4, decoder_layers=4)),
+    "td_detr_checkpointing": ("TD-DETR 4/4/4, activation checkpointing", dict(activation_checkpointing=True)),
 }
 
-# Official code on this kind of machine, 2 threads (QD-DETR: batch 32, 75 clips, 2818-d video with TEF).
-TARGETS = {
-    "qd_detr_2l_train_step_s": 1.41,
-    "qd_detr_4l_train_step_s": 2.56,
-    "qd_detr_2l_infer_b1_ms": 22.0,
-    "qd_detr_4l_infer_b1_ms": 47.0,
-    "qd_detr_2l_parameters": 7.59e6,
-    "official_evaluator_val_s": 10.4,
+# The official code's models (``--official-src``), measured by its driver: key -> (label, ENCxDEC variant).
+OFFICIAL = {
+    "official_2l": ("official QD-DETR 2/2/2", "2x2"),
+    "official_4l": ("official QD-DETR 4/4/4", "4x4"),
 }
 
 # Problem sizes. The dry run shrinks everything (model too) but keeps the layer counts of each config.
@@ -96,19 +100,32 @@ RATIOS = [
      "configs.qd_detr_2l.peak_rss_training_mb"),
     ("peak RSS training: synthesis on / off", "configs.td_detr.peak_rss_training_mb",
      "configs.td_detr_no_synthesis.peak_rss_training_mb"),
+    ("peak RSS training: TD-DETR / QD-DETR arch 4L", "configs.td_detr.peak_rss_training_mb",
+     "configs.qd_detr_4l.peak_rss_training_mb"),
+    ("peak RSS training: TD-DETR checkpointing / QD-DETR arch 4L", "configs.td_detr_checkpointing.peak_rss_training_mb",
+     "configs.qd_detr_4l.peak_rss_training_mb"),
+    ("train step: TD-DETR checkpointing / plain", "configs.td_detr_checkpointing.train_step_s",
+     "configs.td_detr.train_step_s"),
     ("scoring: naive loop / vectorised", "scoring.naive_s", "scoring.vectorised_s"),
-    # Against the official code's figures (fixed, not measured here).
-    ("vs official: QD-DETR 2L train step", "configs.qd_detr_2l.train_step_s", "targets.qd_detr_2l_train_step_s"),
-    ("vs official: QD-DETR arch 4L train step", "configs.qd_detr_4l.train_step_s", "targets.qd_detr_4l_train_step_s"),
-    ("vs official: TD-DETR step per original batch / official QD-DETR 4L", "configs.td_detr.train_step_s",
-     "targets.qd_detr_4l_train_step_s"),
-    ("vs official: QD-DETR 2L infer b=1", "configs.qd_detr_2l.infer_b1_ms", "targets.qd_detr_2l_infer_b1_ms"),
-    ("vs official: QD-DETR arch 4L infer b=1", "configs.qd_detr_4l.infer_b1_ms", "targets.qd_detr_4l_infer_b1_ms"),
-    ("vs official: TD-DETR infer b=1 / official QD-DETR 4L", "configs.td_detr.infer_b1_ms",
-     "targets.qd_detr_4l_infer_b1_ms"),
-    ("vs official: QD-DETR 2L parameters", "configs.qd_detr_2l.parameters", "targets.qd_detr_2l_parameters"),
-    ("vs official: vectorised scoring / official evaluator", "scoring.vectorised_s", "targets.official_evaluator_val_s"),
-    ("vs official: naive loop / official evaluator", "scoring.naive_s", "targets.official_evaluator_val_s"),
+]
+
+
+# Ours against the official code, both measured in this run (only with --official-src).
+OFFICIAL_RATIOS = [
+    ("train step 2/2/2: ours / official", "configs.qd_detr_2l.train_step_s", "configs.official_2l.train_step_s"),
+    ("train step 4/4/4: ours / official", "configs.qd_detr_4l.train_step_s", "configs.official_4l.train_step_s"),
+    ("TD-DETR step per row seen / official 4/4/4 step per row", "configs.td_detr.train_step_per_row_s",
+     "configs.official_4l.train_step_per_row_s"),
+    ("infer b=1 2/2/2: ours / official", "configs.qd_detr_2l.infer_b1_ms", "configs.official_2l.infer_b1_ms"),
+    ("infer b=1 4/4/4: ours / official", "configs.qd_detr_4l.infer_b1_ms", "configs.official_4l.infer_b1_ms"),
+    ("infer b=1 TD-DETR / official 4/4/4", "configs.td_detr.infer_b1_ms", "configs.official_4l.infer_b1_ms"),
+    ("infer b=32 samples/s 4/4/4: ours / official", "configs.qd_detr_4l.infer_b32_samples_per_s",
+     "configs.official_4l.infer_b32_samples_per_s"),
+    ("peak RSS training 4/4/4: ours / official", "configs.qd_detr_4l.peak_rss_training_mb",
+     "configs.official_4l.peak_rss_training_mb"),
+    ("peak RSS training: TD-DETR / official 4/4/4", "configs.td_detr.peak_rss_training_mb",
+     "configs.official_4l.peak_rss_training_mb"),
+    ("parameters 2/2/2: ours / official", "configs.qd_detr_2l.parameters", "configs.official_2l.parameters"),
 ]
 
 
@@ -140,18 +157,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def build_config(key: str, size: dict):
+def build_config(key: str, size: dict, dropout_implementation: str = "torch"):
     from td_detr import TDDetrConfig
 
-    overrides = dict(CONFIGS[key][1])
+    overrides = dict(CONFIGS[key][1], dropout_implementation=dropout_implementation)
     baseline = overrides.pop("baseline", False)
+    overrides.pop("activation_checkpointing", False)  # a model setting, applied in measure_config
     overrides.update(size["model"])
     overrides.update(video_feature_size=sum(size["video_dims"]), text_feature_size=size["text_dim"])
     return TDDetrConfig.qd_detr_baseline(**overrides) if baseline else TDDetrConfig(**overrides)
 
 
-def measure_config(key: str, size: dict, repeats: dict, threads: int) -> dict:
-    """Parameters, inference, training step and peak RSS of one config (call it in a fresh process for the RSS)."""
+COMPILED = "_compiled"  # suffix of a config measured under torch.compile
+
+
+def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_implementation: str = "fast_cpu") -> dict:
+    """Parameters, inference, training step and peak RSS of one config (call it in a fresh process for the RSS).
+    A key ending in `COMPILED` runs the model under `torch.compile`; its first call of each kind (the compile) is
+    timed apart, as `compile_*_s`."""
     import numpy as np
     import torch
 
@@ -159,25 +182,35 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int) -> dict:
     from td_detr.data.collator import DataCollatorForMomentRetrieval
 
     torch.set_num_threads(threads)
-    config = build_config(key, size)
+    compiled = key.endswith(COMPILED)
+    key = key.removesuffix(COMPILED)
+    config = build_config(key, size, dropout_implementation)
     rows = load_script("benchmark_collator").make_rows(
         size["batch"], np.random.default_rng(0), clips=size["clips"], dims=size["video_dims"],
         text=(size["tokens"], size["text_dim"]),
     )
     torch.manual_seed(0)
     model = TDDetrForMomentRetrieval(config)
+    if CONFIGS[key][1].get("activation_checkpointing"):
+        model.activation_checkpointing_enable()
     train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True)
     eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False)
     warmup = repeats["warmup"]
     rss_setup = peak_rss_mb()
+    if compiled:  # the encoder-decoder; the loss's Hungarian matching (scipy) cannot be traced
+        model.model.compile()
+    run = model
+    compile_times = {}
 
     # Inference first, so its peak RSS is not hidden by the (larger) training peak.
     model.eval()
     strip = lambda batch: {k: v for k, v in batch.items() if k not in ("labels", "meta")}  # noqa: E731
     single, full = strip(eval_collator(rows[:1])), strip(eval_collator(rows))
-    with torch.inference_mode():
-        b1_times, _ = timed(lambda: model(**single), repeats["infer_b1"], 2 * warmup)
-        b32_times, _ = timed(lambda: model(**full), repeats["infer_b32"], warmup)
+    with torch.no_grad():  # not inference_mode: compiled graphs must not see inference tensors
+        if compiled:
+            compile_times["compile_inference_s"] = sum(timed(lambda: run(**b), 1, 0)[0][0] for b in (single, full))
+        b1_times, _ = timed(lambda: run(**single), repeats["infer_b1"], 2 * warmup)
+        b32_times, _ = timed(lambda: run(**full), repeats["infer_b32"], warmup)
     rss_inference = peak_rss_mb()
 
     model.train()
@@ -190,12 +223,15 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int) -> dict:
         collate_times.append(time.perf_counter() - start)
         batch.pop("meta")
         seen.append(batch["video_features"].shape[0])
-        loss = model(**batch).loss
+        loss = run(**batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
         optimizer.step()
 
+    if compiled:
+        compile_times["compile_training_s"] = timed(step, 1, 0)[0][0]
+        collate_times.clear(), seen.clear()
     load_before, cpu_before, wall_before = os.getloadavg()[0], time.process_time(), time.perf_counter()
     step_times, _ = timed(step, repeats["train"], warmup)
     # CPU seconds per wall second while training: ~threads on an idle machine, less when others take the cores.
@@ -208,6 +244,7 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int) -> dict:
         parameters=sum(p.numel() for p in model.parameters()),
         samples_seen_per_step=seen_per_step,
         train_step_s=step_s,
+        train_step_per_row_s=step_s / seen_per_step,
         train_step_min_s=min(step_times),
         collate_s=collate_s,
         collate_share=collate_s / step_s,
@@ -219,24 +256,62 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int) -> dict:
         peak_rss_setup_mb=rss_setup,
         peak_rss_inference_mb=rss_inference,
         peak_rss_training_mb=peak_rss_mb(),
+        **compile_times,
     )
     raw = dict(train_step_s=step_times, collate_s=collate_times, infer_b1_s=b1_times, infer_b32_s=b32_times)
     conditions = dict(load_average_before=load_before, load_average_after=os.getloadavg()[0],
-                      training_cpu_per_wall=cpu_per_wall, threads=torch.get_num_threads())
-    return dict(label=CONFIGS[key][0], figures=figures, raw=raw, conditions=conditions)
+                      training_cpu_per_wall=cpu_per_wall, threads=torch.get_num_threads(),
+                      dropout_implementation=dropout_implementation)
+    label = CONFIGS[key][0] + (", torch.compile" if compiled else "")
+    return dict(label=label, figures=figures, raw=raw, conditions=conditions)
 
 
-def measure_in_fresh_process(key: str, mode: str, size_name: str, threads: int) -> dict:
-    """Run :func:`measure_config` in a new interpreter with every thread pool capped at `threads`."""
+def _run_worker(key: str, command: list[str], threads: int, marker: str = "") -> tuple[dict, dict]:
+    """Run one measuring process with every thread pool capped at `threads`; its JSON result (the last stdout line
+    starting with `marker`) and the conditions seen from outside (load average, the child's CPU per wall second)."""
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(threads)
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--worker-mode", mode,
-               "--worker-size", size_name, "--threads", str(threads)]
+    load_before, wall_before = os.getloadavg()[0], time.perf_counter()
+    cpu_before = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode:
-        raise RuntimeError(f"worker for {key} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"worker for {key} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    cpu = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - cpu_before
+    outside = dict(load_average_before=load_before, load_average_after=os.getloadavg()[0],
+                   process_cpu_per_wall=cpu / (time.perf_counter() - wall_before))
+    line = [line for line in done.stdout.splitlines() if line.startswith(marker)][-1]
+    return json.loads(line[len(marker):]), outside
+
+
+def measure_in_fresh_process(key: str, mode: str, size_name: str, threads: int, dropout_implementation: str) -> dict:
+    """Run :func:`measure_config` in a new interpreter."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--worker-mode", mode,
+               "--worker-size", size_name, "--threads", str(threads), "--dropout-implementation", dropout_implementation]
+    return _run_worker(key, command, threads)[0]
+
+
+def measure_official(key: str, source: Path, driver: Path, size: dict, repeats: dict, threads: int) -> dict:
+    """The official model of `OFFICIAL[key]`, measured by the official-code driver in its own process (its training
+    step: forward, criterion, weighted loss, backward, clip 0.1, AdamW on pre-collated batches), in our figures."""
+    label, variant = OFFICIAL[key]
+    command = [sys.executable, str(driver), "--src", str(source), "--child", variant, "--threads", str(threads),
+               # the driver's generated windows need QVHighlights-length videos: 75 clips even in the dry run
+               "--bsz", str(size["batch"]), "--clips", str(max(size["clips"], 75)), "--warmup", str(repeats["warmup"]),
+               "--train-steps", str(repeats["train"]), "--latency-iters", str(repeats["infer_b1"]),
+               "--throughput-iters", str(repeats["infer_b32"])]
+    result, outside = _run_worker(key, command, threads, marker="RESULT ")
+    step_s, rows = result["train_ms_per_step"] / 1000, result["bsz"]
+    figures = dict(
+        parameters=result["params"], samples_seen_per_step=rows, train_step_s=step_s,
+        train_step_per_row_s=step_s / rows, train_step_min_s=result["train_ms_min"] / 1000,
+        train_samples_per_s=rows / step_s, original_samples_per_s=rows / step_s, infer_b1_ms=result["infer_b1_ms"],
+        infer_b32_s=result["infer_b32_ms"] / 1000, infer_b32_samples_per_s=result["infer_b32_samples_per_s"],
+        peak_rss_inference_mb=result["peak_rss_mb_infer"], peak_rss_training_mb=result["peak_rss_mb_train"],
+    )
+    conditions = dict(outside, threads=result["threads"], text_tokens=result["txt_len_padded"],
+                      video_dim=result["v_feat_dim"], torch=result["torch"])
+    return dict(label=label, figures=figures, raw=result, conditions=conditions)
 
 
 def generated_scoring_records(count: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
@@ -315,13 +390,11 @@ def machine_description(threads: int) -> dict:
 
 
 def lookup(results: dict, path: str) -> float:
-    """The number at a dotted path (``configs.<key>.<figure>``, ``scoring.<figure>``, ``targets.<name>``)."""
+    """The number at a dotted path (``configs.<key>.<figure>`` or ``scoring.<figure>``)."""
     section, *rest = path.split(".")
     if section == "configs":
         return results["configs"][rest[0]]["figures"][rest[1]]
-    if section == "scoring":
-        return results["scoring"]["figures"][rest[0]]
-    return results[section][rest[0]]
+    return results["scoring"]["figures"][rest[0]]
 
 
 def print_report(results: dict) -> None:
@@ -341,13 +414,21 @@ def print_report(results: dict) -> None:
     print(header)
     for result in results["configs"].values():
         f = result["figures"]
+        collate = f"{f['collate_s']:8.3f} {100 * f['collate_share']:5.1f}%" if "collate_s" in f else f"{'-':>8s} {'-':>6s}"
         print(f"{result['label']:36s} {f['parameters'] / 1e6:7.2f}M {f['samples_seen_per_step']:5.0f} "
-              f"{f['train_step_s']:7.3f} {f['train_step_min_s']:6.2f} {f['collate_s']:8.3f} {100 * f['collate_share']:5.1f}% "
+              f"{f['train_step_s']:7.3f} {f['train_step_min_s']:6.2f} {collate} "
               f"{f['train_samples_per_s']:7.1f} {f['original_samples_per_s']:7.1f} {f['infer_b1_ms']:7.1f} "
               f"{f['infer_b32_samples_per_s']:7.1f} {f['peak_rss_inference_mb']:6.0f}MB {f['peak_rss_training_mb']:7.0f}MB")
-    print("training load average / CPU per wall second: " + ", ".join(
+    print(f"our configs: dropout_implementation={settings['dropout_implementation']}; official step = the official "
+          "train loop's (pre-collated batches), ours includes collate")
+    for key, result in results["configs"].items():
+        if "compile_training_s" in result["figures"]:
+            print(f"{key}: compile {result['figures']['compile_training_s']:.1f} s (first training step), "
+                  f"{result['figures']['compile_inference_s']:.1f} s (first inferences)")
+    print("load average / CPU per wall second: " + ", ".join(
         f"{key} {r['conditions']['load_average_before']:.2f}->{r['conditions']['load_average_after']:.2f} / "
-        f"{r['conditions']['training_cpu_per_wall']:.2f}" for key, r in results["configs"].items()))
+        f"{r['conditions'].get('training_cpu_per_wall', r['conditions'].get('process_cpu_per_wall', 0)):.2f}"
+        for key, r in results["configs"].items()))
     if settings["rounds"] > 1:
         print("train step medians per round: " + ", ".join(
             f"{key} " + "/".join(f"{t:.2f}" for t in r["conditions"]["round_train_step_s"])
@@ -355,19 +436,16 @@ def print_report(results: dict) -> None:
     scoring = results["scoring"]["figures"]
     print(f"scoring {scoring['queries']} queries ({results['scoring']['source']}): vectorised {scoring['vectorised_s']:.3f} s, "
           f"naive loop {scoring['naive_s']:.3f} s (identical metrics)")
-    t = results["targets"]
-    print(f"official targets (official code, this kind of machine, 2 threads): QD-DETR train step "
-          f"{t['qd_detr_2l_train_step_s']} s (2 layers) / {t['qd_detr_4l_train_step_s']} s (4 layers), batch-1 inference "
-          f"{t['qd_detr_2l_infer_b1_ms']:.0f} ms / {t['qd_detr_4l_infer_b1_ms']:.0f} ms, "
-          f"{t['qd_detr_2l_parameters'] / 1e6:.2f} M parameters; evaluator on val {t['official_evaluator_val_s']} s")
     for warning in results["warnings"]:
         print(f"WARNING {warning}")
-    print("ratios (same run; 'vs official' = against the fixed official-code figures):")
+    print("ratios (all from this run):")
     for ratio in results["ratios"]:
         print(f"  {ratio['name']:66s} {ratio['value']:7.3f}")
 
 
-def run_benchmark(mode: str, threads: int, in_process: bool, rounds: int = 1) -> dict:
+def run_benchmark(mode: str, threads: int, in_process: bool, rounds: int = 1, official_src: Path | None = None,
+                  official_driver: Path | None = None, compile_too: bool = False,
+                  dropout_implementation: str = "fast_cpu", configs: list[str] | None = None) -> dict:
     """Every figure and ratio of one benchmark run (see the module docstring), as a JSON-ready dict."""
     import torch
 
@@ -378,18 +456,24 @@ def run_benchmark(mode: str, threads: int, in_process: bool, rounds: int = 1) ->
         machine=machine_description(threads),
         settings=dict(mode=mode, batch=size["batch"], clips=size["clips"], tokens=size["tokens"],
                       video_dim=sum(size["video_dims"]), text_dim=size["text_dim"], repeats=repeats, rounds=rounds,
-                      memory="fresh process per config" if not in_process else "one process (peaks cumulative)"),
+                      memory="fresh process per config" if not in_process else "one process (peaks cumulative)",
+                      dropout_implementation=dropout_implementation, official_src=str(official_src or "")),
         load_average_before=list(os.getloadavg()),
-        targets=dict(TARGETS),
         configs={},
     )
-    measured = {key: [] for key in CONFIGS}
+    selected = list(configs or CONFIGS)
+    ours = selected + ([key + COMPILED for key in selected] if compile_too else [])
+    officials = list(OFFICIAL) if official_src else []
+    measured = {key: [] for key in ours + officials}
     for _ in range(rounds):  # configs alternate, so a burst of outside load hits one round of one config
-        for key in CONFIGS:
-            measured[key].append(
-                measure_config(key, size, repeats, threads) if in_process
-                else measure_in_fresh_process(key, mode, size_name, threads)
-            )
+        for key in measured:
+            if key in OFFICIAL:
+                result = measure_official(key, official_src, official_driver, size, repeats, threads)
+            elif in_process:
+                result = measure_config(key, size, repeats, threads, dropout_implementation)
+            else:
+                result = measure_in_fresh_process(key, mode, size_name, threads, dropout_implementation)
+            measured[key].append(result)
     for key, runs in measured.items():
         # Other work on the machine only ever slows a round down: keep each config's fastest round whole.
         chosen = min(range(rounds), key=lambda i: runs[i]["figures"]["train_step_s"])
@@ -400,10 +484,19 @@ def run_benchmark(mode: str, threads: int, in_process: bool, rounds: int = 1) ->
         )
     results["scoring"] = measure_scoring(size, repeats, dry_run=mode == "dry")
     results["load_average_after"] = list(os.getloadavg())
+    def measured_here(path: str) -> bool:
+        return not path.startswith("configs.") or path.split(".")[1] in results["configs"]
+
     results["ratios"] = [
         dict(name=name, numerator=num, denominator=den, value=lookup(results, num) / lookup(results, den))
-        for name, num, den in RATIOS
+        for name, num, den in RATIOS + (OFFICIAL_RATIOS if officials else [])
+        if measured_here(num) and measured_here(den)
     ]
+    for key in selected if compile_too else []:
+        results["ratios"].append(dict(
+            name=f"train step {key}: torch.compile / eager", numerator=f"configs.{key}{COMPILED}.train_step_s",
+            denominator=f"configs.{key}.train_step_s",
+            value=lookup(results, f"configs.{key}{COMPILED}.train_step_s") / lookup(results, f"configs.{key}.train_step_s")))
     results["warnings"] = contention_warnings(results)
     return results
 
@@ -414,8 +507,9 @@ def contention_warnings(results: dict) -> list[str]:
     threads, warnings = results["machine"]["threads"], []
     for key, result in results["configs"].items():
         conditions = result["conditions"]
-        if conditions["training_cpu_per_wall"] < 0.8 * min(threads, results["machine"]["nproc"]):
-            warnings.append(f"{key}: training got {conditions['training_cpu_per_wall']:.2f} CPU s per s with "
+        cpu_per_wall = conditions.get("training_cpu_per_wall", conditions.get("process_cpu_per_wall"))
+        if cpu_per_wall < 0.8 * min(threads, results["machine"]["nproc"]):
+            warnings.append(f"{key}: got {cpu_per_wall:.2f} CPU s per s with "
                             f"{threads} threads (load {conditions['load_average_before']:.2f}): cores were shared")
     return warnings
 
@@ -423,34 +517,59 @@ def contention_warnings(results: dict) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default 2, as the targets; 1 for --dry-run, whose tiny matrices "
+                        help="torch intra-op threads (default 2; 1 for --dry-run, whose tiny matrices "
                              "only pay thread hand-off on a busy machine)")
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats, all configs in this process (~1 minute; peak RSS then cumulative)")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes, 1 repeat, one process (~25 s on 2 shared cores)")
+    parser.add_argument("--fresh-processes", action="store_true",
+                        help="with --quick: still measure every config in its own process (peak RSS per config)")
     parser.add_argument("--in-process", action="store_true",
                         help="measure every config in this process (faster start; peak RSS then cumulative)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure every config this many times, alternating, and keep each one's fastest round "
                              "(a shared machine's load only slows rounds down)")
+    parser.add_argument("--official-src", type=Path,
+                        help="folder holding the official QD-DETR qd_detr/ and utils/ (../shared/reference/qd-detr): "
+                             "also measure the official 2/2/2 and 4/4/4 models in this run and give ours / official")
+    parser.add_argument("--official-driver", type=Path,
+                        help="the script that times the official code (default: qd_detr_speed.py beside --official-src)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also measure every config of ours under torch.compile (compile time reported apart)")
+    parser.add_argument("--dropout-implementation", choices=("torch", "fast_cpu"), default="fast_cpu",
+                        help="TDDetrConfig.dropout_implementation of our configs (default fast_cpu)")
+    parser.add_argument("--configs", type=lambda text: text.split(","), default=None,
+                        help=f"comma list of our configs to measure (default all: {','.join(CONFIGS)})")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
-    parser.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=list(CONFIGS) + [key + COMPILED for key in CONFIGS], help=argparse.SUPPRESS)
     parser.add_argument("--worker-mode", choices=list(REPEATS), help=argparse.SUPPRESS)
     parser.add_argument("--worker-size", choices=list(SIZES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    unknown = sorted(set(args.configs or []) - set(CONFIGS))
+    if unknown:
+        parser.error(f"--configs: unknown {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
 
     if args.worker:  # child of measure_in_fresh_process: one config, result as the last stdout line
-        result = measure_config(args.worker, SIZES[args.worker_size], REPEATS[args.worker_mode], args.threads or 2)
+        result = measure_config(args.worker, SIZES[args.worker_size], REPEATS[args.worker_mode], args.threads or 2,
+                                args.dropout_implementation)
         print(json.dumps(result))
         return 0
 
     mode = "dry" if args.dry_run else "quick" if args.quick else "full"
     threads = args.threads or (1 if args.dry_run else 2)
     # --quick measures in one process (no interpreter start per config): ~1 minute, peak RSS then cumulative.
-    in_process = args.in_process or args.dry_run or args.quick
-    results = run_benchmark(mode, threads, in_process=in_process, rounds=args.rounds)
+    in_process = args.in_process or args.dry_run or (args.quick and not args.fresh_processes)
+    driver = args.official_driver
+    if args.official_src is not None:
+        driver = driver or args.official_src.resolve().parent / "qd_detr_speed.py"
+        missing = [str(p) for p in (args.official_src / "qd_detr" / "model.py", driver) if not p.is_file()]
+        if missing:
+            parser.error(f"--official-src / --official-driver: not found: {', '.join(missing)}")
+    results = run_benchmark(mode, threads, in_process=in_process, rounds=args.rounds, official_src=args.official_src,
+                            official_driver=driver, compile_too=args.compile,
+                            dropout_implementation=args.dropout_implementation, configs=args.configs)
     print_report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

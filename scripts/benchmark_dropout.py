@@ -1,8 +1,9 @@
 """Training step with td_detr's cheap-mask dropout vs torch's own dropout, in one process, alternating.
 
 The QD-DETR baseline (2/2/2) or TD-DETR (4/4/4, no synthesis) at QVHighlights sizes (batch 32, 75 clips, 2816-d video +
-TEF, 32 tokens), AdamW, grad-norm clip: the only difference between the two arms is the dropout implementation
-(`td_detr.dropout` vs `torch.nn.functional.dropout` and SDPA's own attention dropout). Rounds alternate so that a
+TEF, 32 tokens), AdamW, grad-norm clip: the only difference between the two arms is `TDDetrConfig.dropout_implementation`
+(`fast_cpu`: `td_detr.dropout`, vs `torch`: `nn.Dropout` and SDPA's own attention dropout), switched with
+`model.set_dropout_implementation`. Rounds alternate so that a
 shared machine's load hits both arms alike; the medians and their ratio are printed.
 
     python scripts/benchmark_dropout.py                 # QD-DETR 2/2/2, 6 rounds x 2 steps per arm
@@ -13,7 +14,6 @@ shared machine's load hits both arms alike; the medians and their ratio are prin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import statistics
 import time
@@ -27,23 +27,6 @@ def _benchmark_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@contextlib.contextmanager
-def torch_dropout():
-    """Route td_detr's dropout to torch's (nn.Dropout's bernoulli_ mask; SDPA's attention dropout)."""
-    import torch.nn.functional as F
-
-    from td_detr import attention, dropout
-
-    saved = dropout.dropout, attention.attention_with_dropout
-    dropout.dropout = lambda x, p, training=True: F.dropout(x, p, training)
-    attention.attention_with_dropout = lambda q, k, v, allowed, p: F.scaled_dot_product_attention(
-        q, k, v, attn_mask=allowed, dropout_p=p)
-    try:
-        yield
-    finally:
-        dropout.dropout, attention.attention_with_dropout = saved
 
 
 def main(argv=None) -> int:
@@ -81,17 +64,17 @@ def main(argv=None) -> int:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
         optimizer.step()
 
-    arms = {"td_detr dropout": contextlib.nullcontext, "torch dropout": torch_dropout}
+    arms = {"td_detr dropout": "fast_cpu", "torch dropout": "torch"}
     times = {name: [] for name in arms}
     rounds = 1 if args.dry_run else args.rounds
     for _ in range(rounds):
-        for name, context in arms.items():
-            with context():
-                step()  # warm-up for this arm
-                for _ in range(args.steps):
-                    start = time.perf_counter()
-                    step()
-                    times[name].append(time.perf_counter() - start)
+        for name, implementation in arms.items():
+            model.set_dropout_implementation(implementation)
+            step()  # warm-up for this arm
+            for _ in range(args.steps):
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(f"{args.config}: dropout {config.dropout}, input dropout {config.input_dropout}; {args.threads} threads; "
           f"{rounds} rounds x {args.steps} steps per arm")

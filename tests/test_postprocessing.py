@@ -66,3 +66,24 @@ def test_every_window_spans_at_least_one_clip_inside_the_video():
     assert [w[:2] for w in official["pred_relevant_windows"]] == [[114.0, 114.0], [0.0, 0.0], [56.0, 56.0]]
     short_video = post_process_moment_retrieval(outputs, [1.5], clip_length=2.0, round_to_clip=False)[0]
     assert all(w[:2] == [0.0, 1.5] for w in short_video["pred_relevant_windows"])
+
+
+def test_official_clamp_is_0_to_150_seconds_and_the_config_selects_it():
+    from td_detr import TDDetrForMomentRetrieval
+
+    from model_utils import tiny_config
+
+    def outputs_of(clips):
+        return outputs_for(logits=[[[1.0, 0.0], [0.0, 1.0]]], spans=[[[0.9, 0.4], [0.1, 0.4]]],
+                           saliency=[[0.0] * clips], mask=[[1.0] * clips])
+
+    outputs = outputs_of(50)
+    # 50 clips × 2 s: (0.7, 1.1) × 100 s = (70, 110); (−0.1, 0.3) × 100 s = (−10, 30)
+    duration = post_process_moment_retrieval(outputs, [100.0], round_to_clip=False)[0]["pred_relevant_windows"]
+    official = post_process_moment_retrieval(outputs, [100.0], round_to_clip=False, clamp="official")[0]
+    assert [w[:2] for w in duration] == [[70.0, 100.0], [0.0, 30.0]]
+    assert [w[:2] for w in official["pred_relevant_windows"]] == [[70.0, 110.0], [0.0, 30.0]]
+    long = post_process_moment_retrieval(outputs_of(100), [200.0], clip_length=2.0, clamp="official")[0]
+    assert long["pred_relevant_windows"][0][:2] == [140.0, 150.0]  # (140, 220) → 150
+    model = TDDetrForMomentRetrieval(tiny_config(postprocess_clamp="official"))
+    assert model.post_process(outputs, [100.0], round_to_clip=False) == [official]

@@ -136,3 +136,65 @@ def test_evaluation_inside_training_sees_every_query(data, tmp_path):
     assert any("eval_MR-full-mAP" in entry for entry in trainer.state.log_history)
     splits, _ = data
     assert sorted(r["qid"] for r in trainer.last_predictions) == sorted(splits["validation"]["qid"])
+
+
+def preset_trainer(output_dir, preset_name, rows, **extra):
+    """A trainer set up from a preset as `td-detr train` does, on a data set of `rows` placeholder rows."""
+    import datasets
+
+    from td_detr.training import preset_for
+
+    preset = preset_for(preset_name)
+    config = TDDetrConfig(**TINY_MODEL, video_feature_size=8, text_feature_size=8)
+    args = training_arguments(str(output_dir), preset, eval_strategy="no", save_strategy="no",
+                              load_best_model_at_end=False, **extra)
+    return preset, TDDetrTrainer(
+        model=TDDetrForMomentRetrieval(config), args=args, train_dataset=datasets.Dataset.from_dict({"qid": list(range(rows))}),
+        data_collator=DataCollatorForMomentRetrieval.from_config(config, training=True),
+        lr_drop_epochs=preset.lr_drop_epochs, lr_gamma=preset.lr_gamma, passes_per_epoch=preset.passes_per_epoch,
+        weight_decay_scope=preset.weight_decay_scope,
+    )
+
+
+@pytest.mark.parametrize("rows", [5, 37, 70])
+@pytest.mark.parametrize("name", ["qvhighlights", "charades_sta"])
+def test_real_data_presets_take_the_official_steps_and_drop_the_rate_at_the_official_steps(tmp_path, name, rows):
+    import math
+
+    preset, trainer = preset_trainer(tmp_path, name, rows)
+    official_steps_per_epoch = math.ceil(2 * rows / preset.batch_size)  # len(SimSampler) over 2N entries
+    official_drops = ([official_steps_per_epoch * epoch for epoch in range(preset.lr_drop_epochs, preset.epochs,
+                                                                            preset.lr_drop_epochs)]
+                      if preset.lr_drop_epochs else [])  # official StepLR: stepped once per epoch
+    plan = trainer.planned_schedule()
+    assert len(trainer.get_train_dataloader()) == official_steps_per_epoch == plan["steps_per_epoch"]
+    assert plan["total_steps"] == official_steps_per_epoch * preset.epochs
+    assert plan["lr_drop_steps"] == official_drops
+    # the scheduler the Trainer builds drops the rate at exactly those steps
+    trainer.create_optimizer_and_scheduler(plan["total_steps"])
+    rates = []
+    for _ in range(plan["total_steps"]):
+        rates.append(trainer.lr_scheduler.get_last_lr()[0])
+        trainer.optimizer.step()  # no gradients: parameters stay, the step count advances
+        trainer.lr_scheduler.step()
+    assert [step for step in range(1, len(rates)) if rates[step] < rates[step - 1]] == official_drops
+    assert rates[0] == preset.learning_rate
+
+
+def test_an_epoch_sees_every_row_once_per_pass(tmp_path):
+    _, trainer = preset_trainer(tmp_path, "qvhighlights", 7)
+    assert sorted(trainer.train_dataset["qid"]) == sorted(list(range(7)) * 2)
+
+
+@pytest.mark.parametrize("scope", ["all", "weights"])
+def test_weight_decay_reaches_every_parameter_as_officially_or_only_weights(data, tmp_path, scope):
+    trainer = make_trainer(data, tmp_path)
+    trainer.weight_decay_scope = scope
+    trainer.create_optimizer()
+    decayed = {id(p) for group in trainer.optimizer.param_groups if group["weight_decay"] > 0 for p in group["params"]}
+    names = {name for name, p in trainer.model.named_parameters() if id(p) in decayed}
+    every = {name for name, _ in trainer.model.named_parameters()}
+    if scope == "all":  # official: torch.optim.AdamW(model.parameters(), weight_decay=wd)
+        assert names == every
+    else:
+        assert "class_head.bias" not in names and "class_head.weight" in names and names < every

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dropout import attention_with_dropout
+from .dropout import FastDropout, attention_with_dropout
 
 
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -24,15 +24,17 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(batch, length, heads * head_dim)
 
 
-def _attend(query, key, value, key_padding_mask, dropout: float, blocked=None) -> torch.Tensor:
-    """Heads-split SDPA. `key_padding_mask` is [B, Lk] with True at padded keys; `blocked` an optional [B, H, Lq, Lk]
-    mask with True at pairs that may not attend. Every query must keep at least one key."""
+def _attend(query, key, value, key_padding_mask, dropout: nn.Dropout, blocked=None) -> torch.Tensor:
+    """Heads-split SDPA with dropout `dropout.p` on the weights while `dropout` is in training mode.
+    `key_padding_mask` is [B, Lk] with True at padded keys; `blocked` an optional [B, H, Lq, Lk] mask with True at
+    pairs that may not attend. Every query must keep at least one key."""
     allowed = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
     if blocked is not None:
         allowed = ~blocked if allowed is None else allowed & ~blocked
-    if dropout > 0.0 and query.device.type == "cpu":  # SDPA would take its math path with a slow bernoulli_ mask
-        return attention_with_dropout(query, key, value, allowed, dropout)
-    return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, dropout_p=dropout)
+    p = dropout.p if dropout.training else 0.0
+    if p > 0.0 and isinstance(dropout, FastDropout) and query.device.type == "cpu":
+        return attention_with_dropout(query, key, value, allowed, p)  # SDPA's CPU dropout is the slow math path
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, dropout_p=p)
 
 
 class MultiheadAttention(nn.Module):
@@ -41,7 +43,7 @@ class MultiheadAttention(nn.Module):
     def __init__(self, hidden_size: int, num_heads: int, dropout: float):
         super().__init__()
         self.num_heads = num_heads
-        self.dropout = dropout
+        self.dropout = nn.Dropout(dropout)  # on the attention weights
         self.in_proj_weight = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * hidden_size))
         self.out_proj = nn.Linear(hidden_size, hidden_size)
@@ -53,13 +55,17 @@ class MultiheadAttention(nn.Module):
         nn.init.zeros_(self.in_proj_bias)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, query, key, value, key_padding_mask=None, blocked=None) -> torch.Tensor:
+    def forward(self, query, key, value, key_padding_mask=None, blocked=None, key_rows=None) -> torch.Tensor:
+        """`key_rows`: optional [B] index, the key / value row of each query row: keys and values are projected
+        once per distinct row and then indexed (the same result as projecting `key[key_rows]`, with fewer FLOPs)."""
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3)
+        k, v = F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+        if key_rows is not None:
+            k, v = k[key_rows], v[key_rows]
         q = _split_heads(F.linear(query, w_q, b_q), self.num_heads)
-        k = _split_heads(F.linear(key, w_k, b_k), self.num_heads)
-        v = _split_heads(F.linear(value, w_v, b_v), self.num_heads)
-        attended = _attend(q, k, v, key_padding_mask, self.dropout if self.training else 0.0, blocked)
+        k, v = _split_heads(k, self.num_heads), _split_heads(v, self.num_heads)
+        attended = _attend(q, k, v, key_padding_mask, self.dropout, blocked)
         return self.out_proj(_merge_heads(attended))
 
 
@@ -83,10 +89,10 @@ class ConditionalAttention(nn.Module):
     def __init__(self, value_size: int, num_heads: int, dropout: float):
         super().__init__()
         self.num_heads = num_heads
-        self.dropout = dropout
+        self.dropout = nn.Dropout(dropout)  # on the attention weights
         self.out_proj = nn.Linear(value_size, value_size)
 
     def forward(self, query, key, value, key_padding_mask=None) -> torch.Tensor:
         q, k, v = (_split_heads(x, self.num_heads) for x in (query, key, value))
-        attended = _attend(q, k, v, key_padding_mask, self.dropout if self.training else 0.0)
+        attended = _attend(q, k, v, key_padding_mask, self.dropout)
         return self.out_proj(_merge_heads(attended))

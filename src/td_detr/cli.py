@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "make_synthetic",
     "push",
     "convert",
+    "demo",
 )
 
 

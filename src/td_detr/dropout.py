@@ -44,10 +44,15 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
 
 
 class FastDropout(nn.Dropout):
-    """Drop-in `nn.Dropout` (same `p`, same `inplace`-free behaviour) with the cheaper CPU mask."""
+    """Drop-in `nn.Dropout` (same `p`, same `inplace`-free behaviour) with the cheaper CPU mask. Attention modules
+    holding one apply it to their weights through [`attention_with_dropout`]."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training)
+
+
+# `TDDetrConfig.dropout_implementation` → the module class every dropout of the model uses.
+DROPOUT_IMPLEMENTATIONS = {"torch": nn.Dropout, "fast_cpu": FastDropout}
 
 
 def attention_with_dropout(query, key, value, allowed: torch.Tensor | None, p: float, scale: float | None = None):

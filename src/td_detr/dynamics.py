@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from .attention import MultiheadAttention
-from .dropout import FastDropout
 
 
 class TDDetrDynamicTokenizer(nn.Module):
@@ -36,7 +35,7 @@ class DynamicsProjection(nn.Module):
         super().__init__()
         self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(2))
         self.linears = nn.ModuleList(nn.Linear(hidden_size, hidden_size) for _ in range(2))
-        self.dropout = FastDropout(dropout)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for norm, linear in zip(self.norms, self.linears):
@@ -59,8 +58,10 @@ class TDDetrTextDynamicsInteraction(nn.Module):
         self.beta = beta
         self.fusion = fusion
 
-    def forward(self, dynamic_tokens, video, attended_video, text_keys, text, text_padding_mask, blocked=None):
-        text_guided = self.attention(self.projection(dynamic_tokens), text_keys, text, text_padding_mask, blocked)
+    def forward(self, dynamic_tokens, video, attended_video, text_keys, text, text_padding_mask, blocked=None,
+                text_rows=None):
+        text_guided = self.attention(self.projection(dynamic_tokens), text_keys, text, text_padding_mask, blocked,
+                                     text_rows)
         if self.fusion == "scaled":
             return self.beta * (video + attended_video) + (1 - self.beta) * text_guided
         return self.beta * video + (1 - self.beta) * text_guided + attended_video

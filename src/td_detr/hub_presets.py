@@ -126,7 +126,8 @@ HUB_PRESETS = {
     "td-detr-qvh": HubPreset(
         make_config=TDDetrConfig,
         dataset_name="qvhighlights",
-        summary="QVHighlights, SlowFast+CLIP features, the official TD-DETR settings (TDDetrConfig defaults).",
+        summary="QVHighlights, SlowFast+CLIP features, the paper's TD-DETR (TDDetrConfig defaults; the official run's "
+                "hyper-parameters).",
         video_features=f"{SLOWFAST_CLIP_VIDEO} per 2-s clip, as released with Moment-DETR",
         text_features=CLIP_TEXT,
         paper_results={
@@ -139,7 +140,8 @@ HUB_PRESETS = {
     "td-detr-charades": HubPreset(
         make_config=TDDetrConfig.charades_sta,
         dataset_name="charades_sta",
-        summary="Charades-STA, SlowFast+CLIP features, the official Charades settings (TDDetrConfig.charades_sta()).",
+        summary="Charades-STA, SlowFast+CLIP features, the official Charades hyper-parameters "
+                "(TDDetrConfig.charades_sta()).",
         video_features=f"{SLOWFAST_CLIP_VIDEO} per 1-s clip, as released with CG-DETR",
         text_features=CLIP_TEXT,
         paper_results={"Charades-STA test (Table 2, mean of 3 runs)": {"R1@0.5": 60.89, "R1@0.7": 40.35}},

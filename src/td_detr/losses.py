@@ -35,7 +35,9 @@ def padded_saliency_labels(labels: list[dict], length: int, device) -> torch.Ten
 
 
 class TDDetrLoss(nn.Module):
-    """Computes the weighted loss terms from a [`TDDetrMomentRetrievalOutput`] and a list of label dicts."""
+    """The loss terms of a [`TDDetrMomentRetrievalOutput`] against a list of label dicts, as transformers'
+    `ForObjectDetectionLoss` returns them: the weighted total and the unweighted terms (auxiliary decoder layers'
+    terms suffixed `_<layer>`); `weight_dict` holds every term's weight."""
 
     def __init__(self, config):
         super().__init__()
@@ -44,12 +46,16 @@ class TDDetrLoss(nn.Module):
         self.margin = config.saliency_margin
         self.temperature = config.saliency_temperature
         self.use_auxiliary_loss = config.use_auxiliary_loss
-        self.weights = {
+        weights = {
             "loss_span": config.span_loss_weight,
             "loss_giou": config.giou_loss_weight,
             "loss_label": config.class_loss_weight,
             "loss_saliency": config.saliency_loss_weight,
         }
+        self.weight_dict = dict(weights)
+        if self.use_auxiliary_loss:
+            for layer in range(config.decoder_layers - 1):
+                self.weight_dict.update({f"{key}_{layer}": weights[key] for key in ("loss_span", "loss_giou", "loss_label")})
 
     def moment_losses(self, logits, pred_spans, labels) -> dict[str, torch.Tensor]:
         """Unweighted L1, gIoU and classification losses of one decoder layer."""
@@ -73,13 +79,15 @@ class TDDetrLoss(nn.Module):
         loss_label = F.cross_entropy(logits.transpose(1, 2), target_classes, class_weight, reduction="none").mean()
         return {"loss_span": loss_span, "loss_giou": loss_giou, "loss_label": loss_label}
 
-    def saliency_loss(self, scores, negative_scores, video_mask, labels) -> torch.Tensor:
-        """Unweighted sum of the margin ranking, rank-aware contrastive and negative-pair losses."""
+    def saliency_loss(self, scores, negative_scores, video_mask, labels, negative_pair_mask=None) -> torch.Tensor:
+        """Unweighted sum of the margin ranking, rank-aware contrastive and negative-pair losses. Rows whose
+        `negative_pair_mask` is 0 (no valid negative query) leave their negative scores out of both negative terms."""
         mask = video_mask.to(scores.dtype)
-        loss_negative = (F.softplus(negative_scores) * mask).sum(dim=1).mean()  # = −log(1 − σ(s))
+        negative_mask = mask if negative_pair_mask is None else mask * negative_pair_mask.to(mask)[:, None]
+        loss_negative = (F.softplus(negative_scores) * negative_mask).sum(dim=1).mean()  # = −log(1 − σ(s))
 
         all_scores = torch.cat((scores, negative_scores), dim=1)
-        all_mask = torch.cat((mask, mask), dim=1)
+        all_mask = torch.cat((mask, negative_mask), dim=1)
         saliency_labels = padded_saliency_labels(labels, scores.shape[1], scores.device)
         all_labels = torch.cat((saliency_labels, torch.zeros_like(saliency_labels)), dim=1)
         masked_scores = all_mask * all_scores + (1 - all_mask) * -1e3
@@ -100,14 +108,15 @@ class TDDetrLoss(nn.Module):
         return loss_margin + loss_rank + loss_negative
 
     def forward(self, outputs, labels: list[dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weighted total, unweighted terms)."""
         losses = self.moment_losses(outputs.logits, outputs.pred_spans, labels)
         if outputs.negative_saliency_scores is not None and "saliency_pos_labels" in labels[0]:
             losses["loss_saliency"] = self.saliency_loss(
-                outputs.saliency_scores, outputs.negative_saliency_scores, outputs.video_mask, labels
+                outputs.saliency_scores, outputs.negative_saliency_scores, outputs.video_mask, labels,
+                getattr(outputs, "negative_pair_mask", None),
             )
-        weighted = {key: value * self.weights[key] for key, value in losses.items()}
         if self.use_auxiliary_loss and outputs.auxiliary_outputs:
             for layer, auxiliary in enumerate(outputs.auxiliary_outputs):
                 for key, value in self.moment_losses(auxiliary["logits"], auxiliary["pred_spans"], labels).items():
-                    weighted[f"{key}_{layer}"] = value * self.weights[key]
-        return sum(weighted.values()), weighted
+                    losses[f"{key}_{layer}"] = value
+        return sum(value * self.weight_dict[key] for key, value in losses.items()), losses

@@ -10,9 +10,11 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_td_detr import TDDetrConfig
-from .attention import MultiheadAttention, official_t2v_blocked_pairs
+from .dropout import DROPOUT_IMPLEMENTATIONS
+from .attention import ConditionalAttention, MultiheadAttention, official_t2v_blocked_pairs
 from .dynamics import TDDetrDynamicTokenizer
 from .losses import TDDetrLoss
 from .position_encoding import video_position_embedding
@@ -33,17 +35,20 @@ class TDDetrModelOutput(ModelOutput):
     """Outputs of [`TDDetrModel`].
 
     Args:
-        decoder_hidden_states (`torch.FloatTensor` of shape `(num_decoder_layers, batch, num_queries, hidden)`):
-            normed output of every decoder layer.
+        last_hidden_state (`torch.FloatTensor` of shape `(batch, num_queries, hidden)`): normed output of the last
+            decoder layer.
+        intermediate_hidden_states (`torch.FloatTensor` of shape `(num_decoder_layers, batch, num_queries, hidden)`):
+            normed output of every decoder layer (the last one included).
         reference_anchors (`torch.FloatTensor` of shape `(num_decoder_layers, batch, num_queries, 2)`):
             the (centre, width) anchors each decoder layer received, in [0, 1].
         video_memory (`torch.FloatTensor` of shape `(batch, num_clips, hidden)`): encoder output of the video clips.
         global_memory (`torch.FloatTensor` of shape `(batch, hidden)`): encoder output of the global token.
-        negative_video_memory, negative_global_memory: the same for the negative pair (text rolled by one sample
-            within the batch), when computed.
+        negative_video_memory, negative_global_memory: the same for the negative pair (each video with the text of
+            the row `negative_text_index` names; by default the next row's), when computed.
     """
 
-    decoder_hidden_states: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    intermediate_hidden_states: torch.FloatTensor | None = None
     reference_anchors: torch.FloatTensor | None = None
     video_memory: torch.FloatTensor | None = None
     global_memory: torch.FloatTensor | None = None
@@ -57,13 +62,16 @@ class TDDetrMomentRetrievalOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, when `labels` are given): weighted sum of all losses.
-        loss_dict (`dict[str, torch.Tensor]`, when `labels` are given): every loss term, already weighted.
+        loss_dict (`dict[str, torch.Tensor]`, when `labels` are given): every loss term, unweighted (auxiliary decoder
+            layers suffixed `_<layer>`); `loss` is their sum weighted by [`TDDetrLoss.weight_dict`].
         logits (`torch.FloatTensor` of shape `(batch, num_queries, 2)`): class logits, index 0 = foreground.
         pred_spans (`torch.FloatTensor` of shape `(batch, num_queries, 2)`): normalised (centre, width) spans.
         saliency_scores (`torch.FloatTensor` of shape `(batch, num_clips)`): per-clip saliency (padded clips hold
             meaningless values: use `video_mask`).
         negative_saliency_scores (`torch.FloatTensor` of shape `(batch, num_clips)`): saliency of the same videos
-            under the text of the next sample in the batch (computed in training or when asked for).
+            under their negative texts (computed in training or when asked for).
+        negative_pair_mask (`torch.FloatTensor` of shape `(batch,)`): 1 where a row has a negative pair, 0 where
+            `negative_text_index` was -1 (the loss skips those rows' negative terms).
         video_mask (`torch.FloatTensor` of shape `(batch, num_clips)`): 1 for valid clips.
         auxiliary_outputs (`list[dict]`): `{"logits", "pred_spans"}` of the earlier decoder layers.
     """
@@ -74,8 +82,20 @@ class TDDetrMomentRetrievalOutput(ModelOutput):
     pred_spans: torch.FloatTensor | None = None
     saliency_scores: torch.FloatTensor | None = None
     negative_saliency_scores: torch.FloatTensor | None = None
+    negative_pair_mask: torch.FloatTensor | None = None
     video_mask: torch.FloatTensor | None = None
     auxiliary_outputs: list | None = None
+
+
+def negative_row_index(negative_text_index: torch.Tensor | None, batch: int, device) -> torch.Tensor:
+    """Row whose text each row is paired with in the negative pass: `negative_text_index` (-1 → the row itself, a
+    placeholder the loss masks) or, when not given, the next row (the official roll by one)."""
+    if negative_text_index is None:
+        return torch.roll(torch.arange(batch, device=device), -1)
+    index = torch.as_tensor(negative_text_index, device=device).long()
+    if index.shape != (batch,) or int(index.max()) >= batch:
+        raise ValueError(f"negative_text_index must hold {batch} row indices (-1 for none), got {tuple(index.shape)}")
+    return torch.where(index >= 0, index, torch.arange(batch, device=device))
 
 
 def temporal_endpoint_features(video_mask: torch.Tensor) -> torch.Tensor:
@@ -94,6 +114,9 @@ class TDDetrPreTrainedModel(PreTrainedModel):
     main_input_name = "video_features"
     input_modalities = ("video", "text")
     _no_split_modules = ["TDDetrT2VLayer", "TDDetrEncoderLayer", "TDDetrDecoderLayer"]
+    # `model.gradient_checkpointing_enable()`: each T2V / encoder / decoder layer keeps only its inputs for the
+    # backward and recomputes its activations (same dropout masks: the RNG state is replayed)
+    supports_gradient_checkpointing = True
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -102,21 +125,14 @@ class TDDetrPreTrainedModel(PreTrainedModel):
         return from_pretrained_strictly(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
-        """PyTorch defaults for leaf layers and N(0, 1) for the learned tokens and anchors, except that every ≥2-D
-        weight inside the transformer layers is Xavier-uniform (the official `Transformer._reset_parameters`), and the
-        decoder's last `bbox_embed` bias is zero. Leaf modules carry the tags set by [`mark_transformer_init`], since
-        transformers does not call `_init_weights` on parameter-less containers of custom models."""
-        xavier = getattr(module, "_td_detr_xavier", False)
+        """By module type: PyTorch's defaults for leaf layers and N(0, 1) for the learned tokens and anchors; then the
+        official `Transformer._reset_parameters`: every ≥2-D weight inside a T2V, encoder or decoder stack is
+        Xavier-uniform. Attention output biases and the anchor refinement's last bias are zero. Children are
+        initialised before their parents, so a stack's Xavier pass overrides its leaves' defaults."""
         if isinstance(module, nn.Linear):
-            if xavier:
-                init.xavier_uniform_(module.weight)
-            else:
-                init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
             bound = 1 / math.sqrt(module.in_features)
-            if getattr(module, "_td_detr_zero_bias", False):
-                init.zeros_(module.bias)
-            else:
-                init.uniform_(module.bias, -bound, bound)
+            init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -124,31 +140,45 @@ class TDDetrPreTrainedModel(PreTrainedModel):
             init.constant_(module.weight, 0.25)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight)
-        elif isinstance(module, MultiheadAttention):
+        elif isinstance(module, MultiheadAttention):  # torch.nn.MultiheadAttention's own reset
             init.xavier_uniform_(module.in_proj_weight)
             init.zeros_(module.in_proj_bias)
+            init.zeros_(module.out_proj.bias)
+        elif isinstance(module, ConditionalAttention):  # the official DAB attention's reset
+            init.zeros_(module.out_proj.bias)
+        elif isinstance(module, (TDDetrT2VLayer, TDDetrEncoderLayer, TDDetrDecoder)):
+            for parameter in module.parameters():
+                if parameter.dim() > 1:
+                    init.xavier_uniform_(parameter)
+            if isinstance(module, TDDetrDecoder):  # official: the refinement starts from the anchors (zero bias)
+                init.zeros_(module.bbox_embed.layers[-1].bias)
         elif isinstance(module, TDDetrDynamicTokenizer):
             init.normal_(module.start_token)
         elif isinstance(module, TDDetrModel):
             init.normal_(module.global_token)
             init.normal_(module.global_position)
 
+    def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False) -> None:
+        # transformers treats our classes as custom code and then marks parameter-less containers (a T2V layer, the
+        # decoder) initialised without calling `_init_weights`. Every init above goes through
+        # `transformers.initialization`, which skips loaded parameters, so that shortcut is not needed.
+        super()._initialize_weights(module, is_custom_code=False)
 
-def mark_transformer_init(model: "TDDetrModel") -> None:
-    """Tag the leaf layers whose weights the official code re-initialises with Xavier: everything inside the T2V,
-    encoder and decoder stacks (attention projections, FFNs, the dynamics branch, the decoder MLPs)."""
-    for stack in (model.t2v_layers, model.encoder_layers, model.decoder):
-        for module in stack.modules():
-            if isinstance(module, nn.Linear):
-                module._td_detr_xavier = True
-    for layer in model.decoder.layers:
-        for attention in (layer.self_attention, layer.cross_attention):
-            attention.out_proj._td_detr_zero_bias = True  # the attention's own reset zeroes it
-    for stack in (model.t2v_layers, model.encoder_layers):
-        for module in stack.modules():
-            if isinstance(module, MultiheadAttention):
-                module.out_proj._td_detr_zero_bias = True
-    model.decoder.bbox_embed.layers[-1]._td_detr_zero_bias = True
+    def post_init(self):
+        super().post_init()
+        self.set_dropout_implementation(self.config.dropout_implementation)
+
+    def set_dropout_implementation(self, implementation: str) -> None:
+        """Draw dropout masks with `"torch"` (`nn.Dropout`) or `"fast_cpu"` ([`td_detr.dropout.FastDropout`]): swaps
+        every dropout module, the attention-weight dropouts included, and records the choice in the config."""
+        if implementation not in DROPOUT_IMPLEMENTATIONS:
+            raise ValueError(f"dropout_implementation={implementation!r}; expected one of {tuple(DROPOUT_IMPLEMENTATIONS)}")
+        dropout_class = DROPOUT_IMPLEMENTATIONS[implementation]
+        swaps = [(parent, name, child) for parent in self.modules() for name, child in parent.named_children()
+                 if isinstance(child, nn.Dropout) and type(child) is not dropout_class]
+        for parent, name, child in swaps:
+            setattr(parent, name, dropout_class(child.p).train(child.training))
+        self.config.dropout_implementation = implementation
 
 
 class TDDetrModel(TDDetrPreTrainedModel):
@@ -182,7 +212,6 @@ class TDDetrModel(TDDetrPreTrainedModel):
         self.encoder_layers = nn.ModuleList(TDDetrEncoderLayer(config) for _ in range(config.encoder_layers))
         self.decoder = TDDetrDecoder(config)
         self.anchors = nn.Embedding(config.num_queries, 2)
-        mark_transformer_init(self)
         self.post_init()
 
     def _check_inputs(self, video_features, text_features):
@@ -210,15 +239,16 @@ class TDDetrModel(TDDetrPreTrainedModel):
             official_t2v_blocked_pairs(dynamics_padding, text_padding, heads),
         )
 
-    def encode(self, video, video_mask, video_pos, text, text_mask, blocked=(None, None)):
-        """T2V layers then the self-attention encoder. Returns (video memory [B, L, d], global memory [B, d])."""
+    def encode(self, video, video_mask, video_pos, text, text_mask, blocked=(None, None), text_rows=None):
+        """T2V layers then the self-attention encoder. Returns (video memory [B, L, d], global memory [B, d]).
+        `text_rows`: the text row each video row attends to (`text_mask` is per video row); default row i."""
         text_padding = ~text_mask.bool()
         if self.text_position is not None:
             text_pos = self.text_position.weight[: text.shape[1]].unsqueeze(0).expand_as(text)
         else:
             text_pos = torch.zeros_like(text)
         for layer in self.t2v_layers:
-            video = layer(video, video_pos, text, text_pos, text_padding, self.dynamic_tokenizer, blocked)
+            video = layer(video, video_pos, text, text_pos, text_padding, self.dynamic_tokenizer, blocked, text_rows)
         batch = video.shape[0]
         tokens = torch.cat((self.global_token.expand(batch, 1, -1), video), dim=1)
         positions = torch.cat((self.global_position.expand(batch, 1, -1), video_pos), dim=1)
@@ -227,6 +257,7 @@ class TDDetrModel(TDDetrPreTrainedModel):
             tokens = layer(tokens, positions, padding)
         return tokens[:, 1:], tokens[:, 0]
 
+    @can_return_tuple
     def forward(
         self,
         video_features: torch.Tensor,
@@ -234,16 +265,19 @@ class TDDetrModel(TDDetrPreTrainedModel):
         text_features: torch.Tensor,
         text_mask: torch.Tensor,
         compute_negative: bool = False,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> TDDetrModelOutput:
+        negative_text_index: torch.Tensor | None = None,
+    ) -> TDDetrModelOutput | tuple:
         """
         Args:
             video_features: `[B, L, video_feature_size]` clip features (no TEF), zero-padded.
             video_mask: `[B, L]`, 1 for valid clips.
             text_features: `[B, T, text_feature_size]` token features, zero-padded.
             text_mask: `[B, T]`, 1 for valid tokens.
-            compute_negative: also encode each video with the next sample's text (the negative pair).
+            compute_negative: also encode each video with a negative text (the negative pair).
+            negative_text_index: `[B]` int, the row whose text is each row's negative (-1: none, any text is run and
+                the loss ignores it). Default: the next row's text, as the official code does; the training collator
+                always gives it (`td_detr.data.negatives`: never a query on the row's own videos).
+            return_dict (keyword): a [`TDDetrModelOutput`] (default: `config.return_dict`) or, if False, its tuple.
         """
         self._check_inputs(video_features, text_features)
         video_mask = video_mask.to(video_features.dtype)
@@ -254,9 +288,12 @@ class TDDetrModel(TDDetrPreTrainedModel):
         video_pos = video_position_embedding(video_mask, self.config.hidden_size).to(video.dtype)
 
         if compute_negative:
-            # Positive and negative pairs share the video side; one batched pass of 2B is cheaper than two passes.
-            negative_text = torch.roll(text, shifts=-1, dims=0)
-            negative_mask = torch.roll(text_mask, shifts=-1, dims=0)
+            # Positive and negative pairs share the video side; one batched pass of 2B is cheaper than two passes. The
+            # negative texts are rows of the same B texts, so their key / value projections are computed once (on B
+            # rows) and indexed by `text_rows`.
+            index = negative_row_index(negative_text_index, text.shape[0], text.device)
+            text_rows = torch.cat((torch.arange(text.shape[0], device=text.device), index))
+            negative_mask = text_mask[index]
             blocked = (None, None)
             if self.config.official_t2v_mask:  # the official code runs the negative pass as a batch of its own
                 positive, negative = (self.official_blocked_pairs(video_mask, m) for m in (text_mask, negative_mask))
@@ -265,9 +302,10 @@ class TDDetrModel(TDDetrPreTrainedModel):
                 video.repeat(2, 1, 1),
                 video_mask.repeat(2, 1),
                 video_pos.repeat(2, 1, 1),
-                torch.cat((text, negative_text)),
+                text,
                 torch.cat((text_mask, negative_mask)),
                 blocked,
+                text_rows,
             )
             memory, negative_memory = memory.chunk(2)
             global_memory, negative_global = global_memory.chunk(2)
@@ -277,14 +315,16 @@ class TDDetrModel(TDDetrPreTrainedModel):
             negative_memory = negative_global = None
 
         hidden_states, references = self.decoder(memory, video_pos, ~video_mask.bool(), self.anchors.weight)
-        return TDDetrModelOutput(
-            decoder_hidden_states=hidden_states,
+        outputs = TDDetrModelOutput(
+            last_hidden_state=hidden_states[-1],
+            intermediate_hidden_states=hidden_states,
             reference_anchors=references,
             video_memory=memory,
             global_memory=global_memory,
             negative_video_memory=negative_memory,
             negative_global_memory=negative_global,
         )
+        return outputs
 
 
 class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
@@ -311,6 +351,7 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
         global_token = self.saliency_global_projection(global_memory).unsqueeze(1)
         return (clips * global_token).sum(-1) / math.sqrt(self.config.hidden_size)
 
+    @can_return_tuple
     def forward(
         self,
         video_features: torch.Tensor,
@@ -319,9 +360,8 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
         text_mask: torch.Tensor,
         labels: list[dict] | None = None,
         output_negative_saliency: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> TDDetrMomentRetrievalOutput:
+        negative_text_index: torch.Tensor | None = None,
+    ) -> TDDetrMomentRetrievalOutput | tuple:
         """
         Args:
             video_features, video_mask, text_features, text_mask: as [`TDDetrModel.forward`].
@@ -329,32 +369,42 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
                 `saliency_neg_labels` ([2]) and `saliency_all_labels` ([Lv]); gives `loss` and `loss_dict`.
             output_negative_saliency: compute the negative-pair saliency; defaults to True when training or when
                 labels are given (the loss needs it) and False otherwise (inference skips that pass).
-            kwargs: other batch entries (e.g. `meta`) are accepted and ignored.
+            negative_text_index: each row's negative text, as [`TDDetrModel.forward`].
+            return_dict (keyword): a [`TDDetrMomentRetrievalOutput`] (default: `config.return_dict`) or, if False, its
+                tuple (`None` fields left out, as transformers does).
         """
         if output_negative_saliency is None:
             output_negative_saliency = self.training or labels is not None
         outputs = self.model(
-            video_features, video_mask, text_features, text_mask, compute_negative=output_negative_saliency
+            video_features, video_mask, text_features, text_mask, compute_negative=output_negative_saliency,
+            negative_text_index=negative_text_index,
+            return_dict=True,
         )
-        hidden_states = outputs.decoder_hidden_states
+        hidden_states = outputs.intermediate_hidden_states
         logits = self.class_head(hidden_states)
         spans = (self.span_head(hidden_states) + inverse_sigmoid(outputs.reference_anchors)).sigmoid()
         saliency = self.saliency(outputs.video_memory, outputs.global_memory)
-        negative_saliency = None
+        negative_saliency = negative_pair_mask = None
         if outputs.negative_video_memory is not None:
             negative_saliency = self.saliency(outputs.negative_video_memory, outputs.negative_global_memory)
+            negative_pair_mask = saliency.new_ones(saliency.shape[0])
+            if negative_text_index is not None:
+                negative_pair_mask = (torch.as_tensor(negative_text_index, device=saliency.device) >= 0).to(saliency.dtype)
         auxiliary = [{"logits": a, "pred_spans": b} for a, b in zip(logits[:-1], spans[:-1])]
-        result = TDDetrMomentRetrievalOutput(
+        fields = dict(
             logits=logits[-1],
             pred_spans=spans[-1],
             saliency_scores=saliency,
             negative_saliency_scores=negative_saliency,
+            negative_pair_mask=negative_pair_mask,
             video_mask=video_mask.to(saliency.dtype),
             auxiliary_outputs=auxiliary if self.config.use_auxiliary_loss else None,
         )
+        loss = loss_dict = None
         if labels is not None:
-            result.loss, result.loss_dict = self.criterion(result, labels)
-        return result
+            loss, loss_dict = self.criterion(TDDetrMomentRetrievalOutput(**fields), labels)
+        # built once with the loss: a ModelOutput field set later is an attribute only, not a key / tuple entry
+        return TDDetrMomentRetrievalOutput(loss=loss, loss_dict=loss_dict, **fields)
 
     def post_process(self, outputs: TDDetrMomentRetrievalOutput, durations, round_to_clip: bool | None = None):
         """Ranked windows `[start_s, end_s, score]` and valid-clip saliency per query; see
@@ -364,6 +414,7 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
             durations,
             clip_length=self.config.clip_length,
             round_to_clip=self.config.round_to_clip if round_to_clip is None else round_to_clip,
+            clamp=self.config.postprocess_clamp,
             min_window_clips=self.config.min_window_clips,
         )
 

@@ -7,6 +7,11 @@ the clip grid (half to even, as `torch.round` does in the reference post-process
 none). The official code multiplies by the annotation's duration instead; the two agree whenever the features cover the
 duration (QVHighlights), and only clip spans stay right for cut or windowed videos. Long videos and pooling:
 `td_detr.processing_td_detr.TDDetrProcessor.post_process_moment_retrieval`.
+
+Clamp (`TDDetrConfig.postprocess_clamp`, copied into the processor): `"duration"` (default) keeps windows inside
+[0, min(duration, clips × clip_length)]; `"official"` clamps to [0, 150] s as the official TD-DETR / QD-DETR
+inference does for QVHighlights and Charades-STA (`PostProcessorDETR(min_ts_val=0, max_ts_val=150)`), so a window
+may end past a shorter video's end.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from collections.abc import Sequence
 
 import torch
 
+from .configuration_td_detr import POSTPROCESS_CLAMPS as CLAMPS
 from .span_utils import span_cxw_to_xx
+
+OFFICIAL_MAX_TIMESTAMP = 150.0  # seconds; the official post-processor's max_ts_val for QVHighlights and Charades-STA
 
 
 def _round4(x: torch.Tensor) -> torch.Tensor:
@@ -34,7 +42,7 @@ def _widen_short_windows(windows: torch.Tensor, duration: torch.Tensor, width: f
 @torch.no_grad()
 def post_process_moment_retrieval(
     outputs, durations: Sequence[float] | torch.Tensor | None = None, clip_length: float = 2.0,
-    round_to_clip: bool = True, span_seconds: Sequence[float] | torch.Tensor | None = None,
+    round_to_clip: bool = True, span_seconds: Sequence[float] | torch.Tensor | None = None, clamp: str = "duration",
     min_window_clips: int = 1,
 ) -> list[dict]:
     """Per query `{"pred_relevant_windows": [[start_s, end_s, score], ...] (best first),
@@ -47,8 +55,11 @@ def post_process_moment_retrieval(
         round_to_clip: snap window ends to multiples of `clip_length`.
         span_seconds: per query, the seconds the model's [0, 1] span stands for, instead of valid clips × clip_length
             (the official decoding passes the durations here).
-        min_window_clips: widen shorter windows to this many clips, inside [0, duration] (0: leave them).
+        clamp: `"duration"` ([0, min(duration, clip span)]) or `"official"` ([0, 150] s, module docstring).
+        min_window_clips: widen shorter windows to this many clips, inside the clamp range (0: leave them).
     """
+    if clamp not in CLAMPS:
+        raise ValueError(f"clamp must be one of {CLAMPS}, got {clamp!r}")
     # float64 so that the 4-decimal rounding survives the conversion to Python floats
     logits, spans = outputs.logits.double(), outputs.pred_spans.double()
     if span_seconds is None:
@@ -67,12 +78,14 @@ def post_process_moment_retrieval(
     order = scores.argsort(dim=1, descending=True, stable=True)
     scores = _round4(scores.gather(1, order))
     windows = _round4(windows.gather(1, order.unsqueeze(-1).expand_as(windows)))
-    windows = torch.minimum(windows.clamp(min=0), duration)
+    upper = duration if clamp == "duration" else torch.full_like(duration, OFFICIAL_MAX_TIMESTAMP)
+    windows = torch.minimum(windows.clamp(min=0), upper)
     if round_to_clip:
         windows = torch.round(windows / clip_length) * clip_length
-        windows = torch.minimum(windows, duration)
+        if clamp == "duration":
+            windows = torch.minimum(windows, duration)
     if min_window_clips > 0:
-        windows = _widen_short_windows(windows, duration, min_window_clips * clip_length)
+        windows = _widen_short_windows(windows, upper, min_window_clips * clip_length)
     ranked = torch.cat((windows, scores.unsqueeze(-1)), dim=-1).cpu()
 
     valid_lengths = outputs.video_mask.sum(dim=1).long().cpu().tolist()

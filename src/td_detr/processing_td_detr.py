@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 
+from .configuration_td_detr import POSTPROCESS_CLAMPS
 from .data.layout import (
     TEXT_FEATURE_KEY,
     PathLike,
@@ -33,6 +34,9 @@ from .errors import TDDetrInputError
 
 LONG_VIDEO_MODES = ("window", "refuse")
 SPAN_UNITS = ("clips", "duration")
+# The official inference's decoding (span × annotation duration); `td-detr train --official` saves the processor
+# with it (the model side of the official switch: `configuration_td_detr.OFFICIAL_TD_DETR`).
+OFFICIAL_PROCESSING = {"span_unit": "duration"}
 NORMALIZATIONS = ("l2", "none")
 DEFAULT_NMS_THRESHOLD = 0.7
 L2_EPS = 1e-5  # x / (||x|| + eps), as the reference loader does
@@ -159,6 +163,9 @@ class TDDetrProcessor(FeatureExtractionMixin):
             given (``"clips"``, the convention training uses for its targets) or, for a video predicted in one row with
             a known duration, that duration (``"duration"``: the official QD-DETR / TD-DETR decoding; the two agree
             when the features cover the duration, as on QVHighlights). Windowed videos always use clips.
+        clamp (`str`, defaults to ``"duration"``): windows stay in [0, min(duration, clips × clip_length)], or
+            ``"official"``: in [0, 150] s as the official inference (`TDDetrConfig.postprocess_clamp`, copied by
+            :meth:`from_model_config`).
     """
 
     model_input_names = ["video_features", "video_mask", "text_features", "text_mask"]
@@ -178,6 +185,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
         nms_threshold: float | None = DEFAULT_NMS_THRESHOLD,
         round_to_clip: bool = True,
         span_unit: str = "clips",
+        clamp: str = "duration",
         min_window_clips: int = 1,
         **kwargs,
     ):
@@ -188,6 +196,8 @@ class TDDetrProcessor(FeatureExtractionMixin):
             raise TDDetrInputError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         if span_unit not in SPAN_UNITS:
             raise TDDetrInputError(f"span_unit must be one of {SPAN_UNITS}, got {span_unit!r}")
+        if clamp not in POSTPROCESS_CLAMPS:
+            raise TDDetrInputError(f"clamp must be one of {POSTPROCESS_CLAMPS}, got {clamp!r}")
         if long_video not in LONG_VIDEO_MODES:
             raise TDDetrInputError(f"long_video must be one of {LONG_VIDEO_MODES}, got {long_video!r}")
         for name, value in (("max_video_length", max_video_length), ("max_query_length", max_query_length),
@@ -216,6 +226,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
         self.nms_threshold = nms_threshold
         self.round_to_clip = bool(round_to_clip)
         self.span_unit = span_unit
+        self.clamp = clamp
         self.min_window_clips = int(min_window_clips)
 
     @classmethod
@@ -225,6 +236,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
         settings = dict(
             clip_length=config.clip_length, max_video_length=config.max_video_length,
             max_query_length=config.max_query_length, round_to_clip=getattr(config, "round_to_clip", True),
+            clamp=getattr(config, "postprocess_clamp", "duration"),
             min_window_clips=getattr(config, "min_window_clips", 1),
             video_feature_size=config.video_feature_size, text_feature_dim=config.text_feature_size,
         )
@@ -235,6 +247,9 @@ class TDDetrProcessor(FeatureExtractionMixin):
 
     def check_model_config(self, config) -> None:
         """Raise [`TDDetrInputError`] when this processor's settings do not fit the model's config."""
+        if self.clamp != getattr(config, "postprocess_clamp", "duration"):
+            raise TDDetrInputError(f"the processor clamps windows as {self.clamp!r}, but the model config's "
+                                   f"postprocess_clamp is {config.postprocess_clamp!r}")
         if self.video_feature_size is not None and self.video_feature_size != config.video_feature_size:
             raise TDDetrInputError(f"the processor's video features are {self.video_feature_size}-d "
                                    f"({self.video_feature_dims or 'one type'}), but the model takes "
@@ -349,7 +364,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
             nms_threshold: IoU for the NMS of pooled windows (``DEFAULT_NMS_THRESHOLD``: this processor's).
             top_k: keep the best k windows.
         """
-        from .postprocessing import post_process_moment_retrieval
+        from .postprocessing import OFFICIAL_MAX_TIMESTAMP, post_process_moment_retrieval
 
         if window_starts is None:
             window_starts = [[0]] * len(outputs.video_mask)
@@ -369,6 +384,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
             row += len(starts)
         rows = post_process_moment_retrieval(outputs, None, clip_length=self.clip_length,
                                              round_to_clip=self.round_to_clip, span_seconds=span_seconds,
+                                             clamp=self.clamp,
                                              min_window_clips=self.min_window_clips)
         threshold = self.nms_threshold if nms_threshold is DEFAULT_NMS_THRESHOLD else nms_threshold
         results, first = [], 0
@@ -378,6 +394,8 @@ class TDDetrProcessor(FeatureExtractionMixin):
             num_clips = max(start + len(r["pred_saliency_scores"]) for start, r in zip(starts, records))
             clip_span = num_clips * self.clip_length
             limit = float(duration) if use_duration else min(clip_span, float(duration or clip_span))
+            if self.clamp == "official":
+                limit = OFFICIAL_MAX_TIMESTAMP
             windows, saliency = merge_window_predictions(records, starts, self.clip_length, num_clips, limit, threshold)
             results.append({"pred_relevant_windows": windows[:top_k].tolist(),
                             "pred_saliency_scores": saliency.tolist()})

@@ -104,17 +104,25 @@ class RunLock:
         self._handle = None
 
     def acquire(self) -> None:
-        handle = open(self.path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            handle.close()
-            raise TDDetrInputError(
-                f"--output-dir {self.path.parent} is in use by another td-detr train (PID {owner}); wait for it to "
-                "finish or choose another --output-dir"
-            ) from None
+        while True:
+            handle = open(self.path, "a+", encoding="utf-8")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                owner = handle.read().strip() or "unknown"
+                handle.close()
+                raise TDDetrInputError(
+                    f"--output-dir {self.path.parent} is in use by another td-detr train (PID {owner}); wait for it "
+                    "to finish or choose another --output-dir"
+                ) from None
+            try:
+                same_file = os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same_file = False
+            if same_file:
+                break
+            handle.close()  # the holder released (and removed) the file between our open and flock: try again
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

@@ -2,8 +2,15 @@
 
 The trainer keeps two collators (the synthesizing one for training, a plain one for evaluation and prediction, so
 augmentation never leaks into evaluation), evaluates with the official metrics (windows post-processed in seconds,
-gathered across processes, scored by :func:`td_detr.metrics.evaluate_submission`), steps the learning rate down per
-epoch as the official runs do, and keeps the best checkpoint by the data set's selection metric.
+gathered across processes, scored by :func:`td_detr.metrics.evaluate_submission`), steps the learning rate down at
+the official optimizer steps, and keeps the best checkpoint by the data set's selection metric.
+
+Epochs. The official code trains on `SimilarityConcatDataset([SyntheticDataset, StartEndDataset])`: an epoch walks 2N
+entries (every query once as the anchor of a synthetic pair, once as an original), ⌈2N/B⌉ optimizer steps. Our epoch
+is that epoch: a preset's `passes_per_epoch` (2 for the real data sets) repeats the N training rows within an
+epoch, shuffled together, so an epoch has ⌈passes·N/B⌉ steps and `--epochs`, `--lr-drop` and evaluation count the
+official epochs. The learning rate is torch's `StepLR` with `step_size` = `lr_drop_epochs` × steps per epoch, stepped
+per optimizer step, which drops it at exactly the official steps (the official StepLR steps once per epoch).
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.data import DataLoader
@@ -23,9 +30,17 @@ from .inference import predict_batches
 from .metrics import evaluate_submission
 
 
+WEIGHT_DECAY_SCOPES = ("all", "weights")
+
+
 @dataclass(frozen=True)
 class TrainingPreset:
-    """Optimisation settings of one data set. `lr_drop_epochs` / `lr_gamma`: StepLR stepped once per epoch."""
+    """Optimisation settings of one data set.
+
+    `epochs` / `lr_drop_epochs` count epochs of `passes_per_epoch` passes over the training rows (module docstring);
+    the learning rate is multiplied by `lr_gamma` every `lr_drop_epochs` epochs (`None`: never).
+    `weight_decay_scope`: `"all"` (official: AdamW decays every parameter) or `"weights"` (the `Trainer`'s default:
+    biases and LayerNorm weights exempt)."""
 
     learning_rate: float
     weight_decay: float
@@ -37,19 +52,42 @@ class TrainingPreset:
     max_grad_norm: float
     best_metric: str
     seed: int = 2018
+    passes_per_epoch: int = 2
+    weight_decay_scope: str = "all"
 
 
 TRAINING_PRESETS = {
-    # Official TD-DETR QVHighlights script (td_detr/scripts/train.sh): 200 epochs, bsz 32, lr 1e-4 dropped ×0.1 every
-    # 80 epochs, AdamW wd 1e-4, grad-norm clip 0.1, evaluation every epoch, best by val MR-full-mAP.
+    # Official TD-DETR QVHighlights script (td_detr/scripts/train.sh): 200 epochs of 2N entries, bsz 32, lr 1e-4
+    # dropped ×0.1 every 80 epochs, AdamW wd 1e-4 on every parameter, grad-norm clip 0.1, evaluation every epoch,
+    # best by val MR-full-mAP.
     "qvhighlights": TrainingPreset(1e-4, 1e-4, 32, 100, 200, 80, 0.1, 0.1, "MR-full-mAP"),
-    # Official TD-DETR Charades-STA script: 100 epochs, lr 2e-4, no drop within the run (lr_drop 400), bsz 32,
-    # grad clip 0.1; selection by R1@0.7 on the evaluation file.
+    # Official TD-DETR Charades-STA script: 100 epochs of 2N entries, lr 2e-4, no drop within the run (lr_drop 400),
+    # bsz 32, grad clip 0.1; selection by R1@0.7 on the evaluation file.
     "charades_sta": TrainingPreset(2e-4, 1e-4, 32, 32, 100, None, 0.1, 0.1, "MR-full-R1@0.7"),
     # The embedded synthetic default: a small model that reaches clear metrics in a few CPU minutes (lr 1e-3: at
-    # 3e-4 it barely moves within a few hundred steps; measured on the synthetic data).
-    "synthetic": TrainingPreset(1e-3, 1e-4, 32, 64, 20, 15, 0.1, 1.0, "MR-full-mAP", seed=0),
+    # 3e-4 it barely moves within a few hundred steps; measured on the synthetic data). One pass per epoch.
+    "synthetic": TrainingPreset(1e-3, 1e-4, 32, 64, 20, 15, 0.1, 1.0, "MR-full-mAP", seed=0, passes_per_epoch=1),
 }
+
+# Every training-side behaviour of the official run (model side: `configuration_td_detr.OFFICIAL_TD_DETR`); the
+# real-data presets already have them, `td-detr train --official` sets them on any preset.
+OFFICIAL_TRAINING = {"passes_per_epoch": 2, "weight_decay_scope": "all"}
+
+
+def official_preset(preset: TrainingPreset) -> TrainingPreset:
+    """`preset` with every :data:`OFFICIAL_TRAINING` setting."""
+    return replace(preset, **OFFICIAL_TRAINING)
+
+
+def repeat_rows(dataset, passes: int):
+    """`dataset` with its rows `passes` times (one epoch of `passes` passes; the sampler shuffles them together)."""
+    if passes == 1 or dataset is None:
+        return dataset
+    import datasets
+
+    if isinstance(dataset, datasets.Dataset):
+        return datasets.concatenate_datasets([dataset] * passes)
+    return torch.utils.data.ConcatDataset([dataset] * passes)
 
 
 def training_arguments(output_dir: str, preset: TrainingPreset, **overrides) -> TrainingArguments:
@@ -86,20 +124,36 @@ class TDDetrTrainer(Trainer):
     Args:
         eval_data_collator: the collator for evaluation / prediction (never synthesizes); `data_collator` is the
             training one.
-        lr_drop_epochs, lr_gamma: multiply the learning rate by `lr_gamma` every `lr_drop_epochs` epochs (official
-            StepLR); `None` keeps it constant.
+        lr_drop_epochs, lr_gamma: multiply the learning rate by `lr_gamma` every `lr_drop_epochs` epochs (`StepLR`
+            over optimizer steps, see :meth:`planned_schedule`); `None` keeps it constant.
+        passes_per_epoch: passes over `train_dataset` (a keyword argument) in one epoch (module docstring).
+        weight_decay_scope: `"all"` (official) or `"weights"` (biases and LayerNorm weights exempt).
         Other arguments as `transformers.Trainer`. `args.label_names` must be `["labels"]`.
     """
 
     def __init__(self, *args, eval_data_collator=None, lr_drop_epochs: int | None = None, lr_gamma: float = 0.1,
-                 **kwargs):
+                 passes_per_epoch: int = 1, weight_decay_scope: str = "all", **kwargs):
+        if passes_per_epoch < 1:
+            raise ValueError(f"passes_per_epoch must be >= 1, got {passes_per_epoch}")
+        if weight_decay_scope not in WEIGHT_DECAY_SCOPES:
+            raise ValueError(f"weight_decay_scope must be one of {WEIGHT_DECAY_SCOPES}, got {weight_decay_scope!r}")
+        if lr_drop_epochs is not None and lr_drop_epochs < 1:
+            raise ValueError(f"lr_drop_epochs must be >= 1 or None, got {lr_drop_epochs}")
+        kwargs["train_dataset"] = repeat_rows(kwargs.get("train_dataset"), passes_per_epoch)
         super().__init__(*args, **kwargs)
         self.eval_data_collator = eval_data_collator or self.data_collator
         self.lr_drop_epochs = lr_drop_epochs
         self.lr_gamma = lr_gamma
+        self.passes_per_epoch = passes_per_epoch
+        self.weight_decay_scope = weight_decay_scope
         # Our loss is already a mean over the batch: let the Trainer scale it for gradient accumulation itself.
         self.model_accepts_loss_kwargs = False
         self.last_predictions: list[dict] = []
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # `meta` (qid, vid, duration per row) is for post-processing, not a model input
+        inputs = {key: value for key, value in inputs.items() if key != "meta"}
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     @contextlib.contextmanager
     def _evaluation_collator(self):
@@ -118,16 +172,34 @@ class TDDetrTrainer(Trainer):
         with self._evaluation_collator():
             return super().get_test_dataloader(test_dataset)
 
+    def get_decay_parameter_names(self, model) -> list[str]:
+        if self.weight_decay_scope == "all":  # official: torch.optim.AdamW over one group of every parameter
+            return [name for name, _ in model.named_parameters()]
+        return super().get_decay_parameter_names(model)
+
+    def planned_schedule(self) -> dict:
+        """Optimizer steps per epoch (as the `Trainer` counts them), total steps and the steps at which the learning
+        rate drops (the first step run at the lower rate, 0-based count of steps taken before it)."""
+        steps_per_epoch = max(1, math.ceil(len(self.get_train_dataloader()) / self.args.gradient_accumulation_steps))
+        if self.args.max_steps > 0:
+            total = self.args.max_steps
+        else:
+            total = math.ceil(self.args.num_train_epochs * steps_per_epoch)
+        drop = self.lr_drop_epochs * steps_per_epoch if self.lr_drop_epochs else None
+        return {
+            "steps_per_epoch": steps_per_epoch,
+            "total_steps": total,
+            "lr_drop_steps": list(range(drop, total, drop)) if drop else [],
+        }
+
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if self.lr_scheduler is None:
-            optimizer = optimizer or self.optimizer
-            steps_per_epoch = max(1, math.ceil(len(self.get_train_dataloader()) / self.args.gradient_accumulation_steps))
-            drop, gamma = self.lr_drop_epochs, self.lr_gamma
-
-            def factor(step: int) -> float:
-                return 1.0 if not drop else gamma ** ((step // steps_per_epoch) // drop)
-
-            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+            plan = self.planned_schedule()
+            drop_steps = plan["lr_drop_steps"]
+            step_size = drop_steps[0] if drop_steps else num_training_steps + 1  # no drop within the run
+            self.lr_scheduler = torch.optim.lr_scheduler.StepLR(
+                optimizer or self.optimizer, step_size=step_size, gamma=self.lr_gamma
+            )
             self._created_lr_scheduler = True
         return self.lr_scheduler
 
@@ -165,10 +237,11 @@ def _has_ground_truth(dataset) -> bool:
     return bool(first)
 
 
-def preset_for(dataset_name: str) -> TrainingPreset:
+def preset_for(dataset_name: str, official: bool = False) -> TrainingPreset:
     """The training preset of a data set; data in the standard layout without a preset of its own ("custom") trains
-    with the QVHighlights settings."""
-    return TRAINING_PRESETS.get(dataset_name, TRAINING_PRESETS["qvhighlights"])
+    with the QVHighlights settings. `official`: with every :data:`OFFICIAL_TRAINING` setting."""
+    preset = TRAINING_PRESETS.get(dataset_name, TRAINING_PRESETS["qvhighlights"])
+    return official_preset(preset) if official else preset
 
 
 def model_config_for(dataset_name: str, settings, base=None, pretrained: bool = False):
@@ -203,10 +276,11 @@ def synthetic_model_config():
     """A small TD-DETR for the embedded synthetic data: same architecture, narrower and shallower, so that the
     default job trains in minutes on two CPU cores. Dropout inside the transformer is off: with torch's dropout,
     sampling the masks was about 40% of this model's CPU step (td_detr.dropout has since made masks ~3x cheaper),
-    and the synthesizer already augments every batch."""
+    and the synthesizer already augments every batch. It keeps the originals in the batch (1.5·B rows a step instead
+    of the paper's 2·B, a quarter cheaper), as the ablations in docs/RESULTS.md were run."""
     from .configuration_td_detr import TDDetrConfig
 
     return TDDetrConfig(
         hidden_size=64, num_attention_heads=4, ffn_dim=128, t2v_layers=2, encoder_layers=2, decoder_layers=2,
-        dropout=0.0, input_dropout=0.1,
+        dropout=0.0, input_dropout=0.1, synthesis_keep_originals=True,
     )

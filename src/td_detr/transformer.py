@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .attention import ConditionalAttention, MultiheadAttention
-from .dropout import FastDropout
 from .dynamics import TDDetrDynamicTokenizer, TDDetrTextDynamicsInteraction
 from .position_encoding import anchor_sine_embedding
 from .span_utils import inverse_sigmoid
@@ -45,7 +45,7 @@ class InputProjectionBlock(nn.Module):
     def __init__(self, input_size: int, output_size: int, dropout: float, relu: bool):
         super().__init__()
         self.norm = nn.LayerNorm(input_size)
-        self.dropout = FastDropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(input_size, output_size)
         self.relu = relu
 
@@ -71,14 +71,14 @@ class FeedForward(nn.Module):
         super().__init__()
         self.linear1 = nn.Linear(hidden_size, ffn_dim)
         self.activation = make_activation(activation)
-        self.dropout = FastDropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(ffn_dim, hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
 
 
-class TDDetrT2VLayer(nn.Module):
+class TDDetrT2VLayer(GradientCheckpointingLayer):
     """Text-to-video layer: video tokens attend to the text (query = video + position, key = text + text position,
     value = text); with dynamics, the dynamic tokens attend to the same text and are mixed in with weight 1−β.
     Residual order as in QD-DETR: `x = v + Drop(attn)`, `y = LN2(x + Drop(FFN(LN1(x))))` (the FFN reads the normalised
@@ -88,10 +88,10 @@ class TDDetrT2VLayer(nn.Module):
         super().__init__()
         hidden, dropout = config.hidden_size, config.dropout
         self.cross_attention = MultiheadAttention(hidden, config.num_attention_heads, dropout)
-        self.attention_dropout = FastDropout(dropout)
+        self.attention_dropout = nn.Dropout(dropout)
         self.norm1 = nn.LayerNorm(hidden)
         self.feed_forward = FeedForward(hidden, config.ffn_dim, dropout, config.activation_function)
-        self.ffn_dropout = FastDropout(dropout)
+        self.ffn_dropout = nn.Dropout(dropout)
         self.norm2 = nn.LayerNorm(hidden)
         self.dynamics_with_position = config.dynamics_with_position
         self.dynamics = (
@@ -103,31 +103,34 @@ class TDDetrT2VLayer(nn.Module):
         )
 
     def forward(self, video, video_pos, text, text_pos, text_padding_mask, tokenizer: TDDetrDynamicTokenizer | None,
-                blocked=(None, None)):
+                blocked=(None, None), text_rows=None):
         """`blocked`: optional extra masks ([B, H, Lv, Lt], True = may not attend) for the video→text and the
-        dynamics→text attention (only the official-mask reproduction uses them)."""
+        dynamics→text attention (only the official-mask reproduction uses them). `text_rows`: the text row of each
+        video row (the negative pass reuses the B texts); `text_padding_mask` is per video row."""
         query = video + video_pos
         text_keys = text + text_pos
-        attended = self.attention_dropout(self.cross_attention(query, text_keys, text, text_padding_mask, blocked[0]))
+        attended = self.attention_dropout(
+            self.cross_attention(query, text_keys, text, text_padding_mask, blocked[0], text_rows)
+        )
         if self.dynamics is None:
             x = video + attended
         else:
             dynamic_tokens = tokenizer(query if self.dynamics_with_position else video)
-            x = self.dynamics(dynamic_tokens, video, attended, text_keys, text, text_padding_mask, blocked[1])
+            x = self.dynamics(dynamic_tokens, video, attended, text_keys, text, text_padding_mask, blocked[1], text_rows)
         return self.norm2(x + self.ffn_dropout(self.feed_forward(self.norm1(x))))
 
 
-class TDDetrEncoderLayer(nn.Module):
+class TDDetrEncoderLayer(GradientCheckpointingLayer):
     """Post-norm self-attention layer: q = k = x + pos, v = x."""
 
     def __init__(self, config):
         super().__init__()
         hidden, dropout = config.hidden_size, config.dropout
         self.self_attention = MultiheadAttention(hidden, config.num_attention_heads, dropout)
-        self.attention_dropout = FastDropout(dropout)
+        self.attention_dropout = nn.Dropout(dropout)
         self.norm1 = nn.LayerNorm(hidden)
         self.feed_forward = FeedForward(hidden, config.ffn_dim, dropout, config.activation_function)
-        self.ffn_dropout = FastDropout(dropout)
+        self.ffn_dropout = nn.Dropout(dropout)
         self.norm2 = nn.LayerNorm(hidden)
 
     def forward(self, x, pos, padding_mask):
@@ -136,7 +139,7 @@ class TDDetrEncoderLayer(nn.Module):
         return self.norm2(x + self.ffn_dropout(self.feed_forward(x)))
 
 
-class TDDetrDecoderLayer(nn.Module):
+class TDDetrDecoderLayer(GradientCheckpointingLayer):
     """Conditional-DETR decoder layer: self-attention over the queries with separately projected content and
     position parts, then cross-attention to the video memory whose per-head queries / keys concatenate content and
     (sine) position parts. The query position enters the cross-attention content only in the first layer."""
@@ -159,7 +162,7 @@ class TDDetrDecoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(hidden)
         self.feed_forward = FeedForward(hidden, config.ffn_dim, dropout, config.activation_function)
         self.norm3 = nn.LayerNorm(hidden)
-        self.dropout = FastDropout(dropout)
+        self.dropout = nn.Dropout(dropout)
 
     def _per_head_concat(self, content: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         batch, length, hidden = content.shape

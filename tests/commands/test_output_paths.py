@@ -72,6 +72,19 @@ def test_evaluate_checks_its_output_before_loading_anything(workspace, trained, 
     assert "exists and is not a folder" in capsys.readouterr().err
 
 
+def test_plot_paths_are_checked_before_loading_the_model(workspace, tmp_path, capsys):
+    root, data, _ = workspace
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    missing_model = tmp_path / "no-model"  # never reached: the plot path is checked first
+    assert main(["predict", "--model", str(missing_model), "--video-features", "v.npz", "--text-features", "t.npz",
+                 "--plot", str(blocker / "plot.png")]) == 2
+    assert "--plot" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(missing_model), "--dataset", "synthetic", "--data-dir", str(data),
+                 "--output-dir", str(tmp_path / "eval"), "--plot", str(tmp_path)]) == 2
+    assert "--plot" in capsys.readouterr().err and not (tmp_path / "eval").exists()
+
+
 def test_unwritable_output_folders_exit_2(workspace, trained, unwritable_dir, capsys):
     root, data, _ = workspace
     assert evaluate_into(workspace, unwritable_dir / "eval", trained) == 2

@@ -58,6 +58,8 @@ def test_resume_refuses_a_different_run(workspace, finished_run, capsys):
     assert "different run" in error and "seed" in error
     assert main(train_command(workspace, finished_run, "--max-steps", "3", "--resume", "--lr", "0.5")) == 2
     assert "learning_rate" in capsys.readouterr().err
+    assert main(train_command(workspace, finished_run, "--max-steps", "3", "--resume", "--lr-drop", "7")) == 2
+    assert "lr_drop_epochs" in capsys.readouterr().err
     assert snapshot(finished_run) == before
 
 

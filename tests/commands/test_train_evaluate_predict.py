@@ -66,6 +66,7 @@ def test_predict_prints_ranked_windows(trained, workspace, capsys):
         (["train", "--dataset", "qvhighlights"], "needs --data-dir"),
         (["train", "--train-file", "x.jsonl"], "--video-feature-dir"),
         (["evaluate", "--model", "/no/such/model", "--output-dir", "x"], "cannot load"),
+        (["train", "--lr-drop", "0"], "--lr-drop 0"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(arguments, message, capsys):
@@ -159,12 +160,13 @@ def test_spurious_eval_writes_both_splits_and_reports(trained, workspace, tmp_pa
     assert report["standard"] == read_json(trained / "metrics.json")["brief"]
     assert report["masked"]["Spurious-mAP"] == report["masked"]["MR-full-mAP"]
     assert set(report["dynamic_context"]) == set(report["standard"])
-    for name in ("masked", "dynamic_context"):
+    assert set(report["dynamic_context_random"]) == set(report["standard"])  # both donors, side by side
+    assert "random donor" in capsys.readouterr().out
+    for name in ("masked", "dynamic_context", "dynamic_context_random"):
         assert Path(report["splits"][name]).is_file()
         assert (out / name / "slowfast_features").is_dir()
     masked_vids = {json.loads(line)["vid"] for line in Path(report["splits"]["masked"]).read_text().splitlines()}
     assert len(masked_vids) == 6  # one masked video per query
-    assert "lower=better" in capsys.readouterr().out
 
 
 def test_train_resume_flag_continues_from_the_latest_checkpoint(workspace, tmp_path, capsys):
@@ -205,3 +207,19 @@ def test_ctrl_c_during_training_says_how_to_resume(workspace, tmp_path, monkeypa
         assert "add --resume to the same command" in message and str(output / "checkpoints") in message
     else:
         assert "no checkpoint was saved yet" in message
+
+
+def test_train_official_switch_saves_the_official_config_and_schedule(workspace, tmp_path, capsys):
+    from td_detr.configuration_td_detr import OFFICIAL_TD_DETR
+
+    root, data, config = workspace
+    output = tmp_path / "official"
+    assert main(["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config), "--official",
+                 "--max-steps", "7", "--batch-size", "8", "--lr-drop", "1", "--output-dir", str(output),
+                 "--cache-dir", str(root / "cache")]) == 0
+    saved = read_json(output / "config.json")
+    assert {field: saved[field] for field in OFFICIAL_TD_DETR} == OFFICIAL_TD_DETR
+    processor = read_json(output / "preprocessor_config.json")
+    assert (processor["span_unit"], processor["clamp"]) == ("duration", "official")
+    # 24 training queries × 2 passes / 8 = 6 steps per epoch; --lr-drop 1: the rate drops after step 6
+    assert "24 queries × 2 passes per epoch): 7 steps (6 per epoch), LR drops at steps 6;" in capsys.readouterr().out

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from td_detr import TDDetrConfig
 from td_detr.data.collator import DataCollatorForMomentRetrieval
 from td_detr.data.synthesis import (
     VideoSynthesizer,
@@ -317,12 +318,10 @@ def test_draws_depend_on_the_seed_and_the_batch_only():
 
 def test_batch_size_rules():
     rows = random_rows(9, 8)
-    keep = DataCollatorForMomentRetrieval(training=True, clip_length=CLIP, seed=0)(rows)
+    keep = DataCollatorForMomentRetrieval(training=True, clip_length=CLIP, synthesis_keep_originals=True, seed=0)(rows)
     assert len(keep["meta"]) == 12  # 4 originals + 4 anchors x 2 (official ~1.5 x B)
     assert sum(m["synthetic"] for m in keep["meta"]) == 8
-    replace = DataCollatorForMomentRetrieval(
-        training=True, clip_length=CLIP, synthesis_keep_originals=False, seed=0
-    )(rows)
+    replace = DataCollatorForMomentRetrieval(training=True, clip_length=CLIP, seed=0)(rows)  # the default
     assert len(replace["meta"]) == 16 and all(m["synthetic"] for m in replace["meta"])  # paper: 2 x B
     # Ṽ_i outputs come first, their Ṽ_k partners after all of them.
     anchors = [(m["qid"], m["context_qid"]) for m in replace["meta"][:8]]
@@ -336,10 +335,17 @@ def test_rows_of_one_video_are_never_partners_and_lone_rows_stay_original():
     assert len(out["meta"]) == 3 and not any(m["synthetic"] for m in out["meta"])
 
 
-def test_synthesizer_rejects_bad_settings():
-    with pytest.raises(TDDetrInputError, match="synthesis_sampling"):
-        VideoSynthesizer(sampling="uniform")
-    with pytest.raises(TDDetrInputError, match="synthesis_alpha"):
-        VideoSynthesizer(alpha=1.5)
-    with pytest.raises(TDDetrInputError, match="synthesis_length_jitter"):
-        DataCollatorForMomentRetrieval(training=True, synthesis_length_jitter=2.0)
+def test_synthesis_settings_are_validated_once_by_the_config():
+    """The collator's settings are TDDetrConfig fields: one validation, one exception type (TDDetrInputError, a
+    ValueError), and the synthesizer is the config's."""
+    for field, value in [("synthesis_sampling", "uniform"), ("synthesis_alpha", 1.5), ("synthesis_length_jitter", 2.0),
+                         ("synthesis_part_order", "shuffled"), ("pseudo_label_clip", "seconds")]:
+        with pytest.raises(TDDetrInputError, match=field):
+            DataCollatorForMomentRetrieval(training=True, **{field: value})
+        with pytest.raises(TDDetrInputError, match=field):
+            TDDetrConfig(**{field: value})
+    with pytest.raises(TDDetrInputError, match="unknown collator setting"):
+        DataCollatorForMomentRetrieval(synthesis_alpah=0.5)
+    config = TDDetrConfig(synthesis_sampling="fixed_count", synthesis_cap_length=False, max_video_length=20)
+    assert VideoSynthesizer.from_config(config) == DataCollatorForMomentRetrieval.from_config(config, True).synthesizer
+    assert VideoSynthesizer.from_config(config).max_length is None

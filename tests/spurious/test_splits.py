@@ -13,6 +13,7 @@ from td_detr.errors import TDDetrInputError
 from td_detr.processing_td_detr import load_text_features
 from td_detr.spurious.splits import (
     choose_context_videos,
+    source_video_id,
     dynamic_context,
     mask_moment,
     moment_mask,
@@ -136,6 +137,30 @@ def test_context_videos_by_eq1_and_at_random():
     random_contexts = choose_context_videos(names, arrays.__getitem__, "random", seed=3)
     assert all(v != c for v, c in random_contexts.items())
     assert random_contexts == choose_context_videos(names, arrays.__getitem__, "random", seed=3)
+
+
+def test_donors_never_come_from_the_same_source_video():
+    """QVHighlights vids are segments "<YouTube id>_<start>_<end>": the neighbouring segment of the same YouTube video
+    (here nearly identical features) is never the donor, by similarity or at random; Charades ids stand alone."""
+    rng = np.random.default_rng(0)
+    mean, turn = rng.normal(size=(2, 7))
+
+    def video(direction):  # 20 clips around a direction, split into two feature types (4 + 3 channels)
+        clips = (direction + 0.1 * rng.normal(size=(20, 7))).astype(np.float32)
+        return [clips[:, :4], clips[:, 4:]]
+
+    arrays = {
+        "ab_c-D_0.0_150.0": video(mean), "ab_c-D_150.0_300.0": video(mean),  # one YouTube video, "_" in its id
+        "xyz123_30_180": video(mean + 0.8 * turn), "other0000_0_150": video(-mean),
+    }
+    assert source_video_id("ab_c-D_150.0_300.0") == "ab_c-D" and source_video_id("3MSZA") == "3MSZA"
+    contexts = choose_context_videos(list(arrays), arrays.__getitem__, "similarity")
+    assert contexts["ab_c-D_0.0_150.0"] == "xyz123_30_180" and contexts["ab_c-D_150.0_300.0"] == "xyz123_30_180"
+    for seed in range(20):
+        picked = choose_context_videos(list(arrays), arrays.__getitem__, "random", seed=seed)
+        assert all(source_video_id(v) != source_video_id(c) for v, c in picked.items())
+    with pytest.raises(TDDetrInputError, match="source videos"):
+        choose_context_videos(["yt_0_150", "yt_150_300"], arrays.__getitem__, "random")
 
 
 # ----------------------------------------------------------------------------------------------------------------

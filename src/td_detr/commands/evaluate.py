@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..errors import TDDetrInputError
-from ..output_paths import check_not_a_model_folder, check_writable_dir
+from ..output_paths import check_not_a_model_folder, check_writable_dir, check_writable_file
 from .data_options import add_data_arguments, resolve_data
 from .flag_checks import check_positive_flags
 from .model_loading import load_model
@@ -34,13 +34,16 @@ def add_parser(subparsers) -> None:
 
 def load_model_and_data(args):
     """The model, its processor (``--long-videos`` applied) and the evaluation data, checked against each other:
-    clip length and every feature type's width, after the flags and the output folder. Returns (model, processor,
-    data, dataset)."""
+    clip length and every feature type's width, after the flags and the output folder (when the command has one).
+    Returns (model, processor, data, dataset)."""
     from ..processing_td_detr import load_processor
 
     check_positive_flags(args, "batch_size", "max_samples")
-    check_writable_dir(args.output_dir, "--output-dir")  # before any work: never predict, then fail on the output
-    check_not_a_model_folder(args.output_dir, "--output-dir")
+    if getattr(args, "output_dir", None) is not None:  # evaluate, spurious-eval (not demo): before any work
+        check_writable_dir(args.output_dir, "--output-dir")  # never predict, then fail on the output
+        check_not_a_model_folder(args.output_dir, "--output-dir")
+    if getattr(args, "plot", None):
+        check_writable_file(args.plot, "--plot")
     model = load_model(args.model)
     processor = load_processor(args.model, model.config, long_video=args.long_videos)
     if args.clip_length is None:

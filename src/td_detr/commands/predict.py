@@ -44,11 +44,14 @@ def run(args) -> int:
     import torch
 
     from ..data.layout import TEXT_FEATURE_KEY, VIDEO_FEATURE_KEY, read_feature_array
+    from ..output_paths import check_writable_file
     from ..processing_td_detr import load_processor
     from .model_loading import load_model
 
     if args.duration is not None and not args.duration > 0:
         raise TDDetrInputError(f"--duration must be a positive number of seconds, got {args.duration:g}")
+    if args.plot:
+        check_writable_file(args.plot, "--plot")
     if args.video or args.query:
         return run_video_predict(args)
     if not args.video_features or not args.text_features:

@@ -21,10 +21,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output-dir", required=True, help="where the derived splits and spurious_metrics.json go")
     parser.add_argument("--fill", choices=("noise", "zeros", "other"), default="noise",
                         help="what replaces the erased moments (default: uniform noise in each feature's range)")
-    parser.add_argument("--context", choices=("similarity", "random"), default="similarity",
-                        help="context video of the dynamic-context split (default: most similar by Eq. 1)")
+    parser.add_argument("--context", choices=("similarity", "random", "both"), default="both",
+                        help="donor of the dynamic-context split: the most similar video by Eq. 1, a random one, or "
+                             "both side by side (default); donors always come from another source video")
     parser.add_argument("--seed", type=int, default=0, help="seed of the masked and dynamic-context splits (default 0)")
-    parser.add_argument("--batch-size", type=int, default=64, help="queries per forward pass (default 64); lower it if memory runs out")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="queries per forward pass (default 64); lower it if memory runs out")
     add_data_arguments(parser)
     add_long_video_argument(parser)
     parser.set_defaults(func=run)
@@ -36,7 +38,8 @@ def run(args) -> int:
 
     model, processor, data, _ = load_model_and_data(args)
     report = spurious_evaluation(
-        model, data.settings, data.eval_split, args.output_dir, fill=args.fill, context=args.context,
+        model, data.settings, data.eval_split, args.output_dir, fill=args.fill,
+        contexts=("similarity", "random") if args.context == "both" else (args.context,),
         seed=args.seed, cache_dir=args.cache_dir, batch_size=args.batch_size, processor=processor,
     )
     output = Path(args.output_dir) / "spurious_metrics.json"

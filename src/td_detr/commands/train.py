@@ -29,11 +29,26 @@ def add_parser(subparsers) -> None:
     group = parser.add_argument_group("model and optimisation")
     group.add_argument("--output-dir", help=f"where to save (default: {DEFAULT_OUTPUT_ROOT}/<data set>)")
     group.add_argument("--config", help="a hub config name (e.g. td-detr-qvh), a config.json, or a saved model to fine-tune")
-    group.add_argument("--epochs", type=float, help="number of epochs (default: the data set's preset)")
+    group.add_argument("--epochs", type=float,
+                       help="number of epochs (default: the data set's preset). One epoch is the official TD-DETR "
+                            "epoch: two passes over the training queries for qvhighlights, charades_sta and custom data "
+                            "(the official loader walks 2N entries: N synthetic + N original), one for the synthetic "
+                            "demo; e.g. qvhighlights: 200 epochs of ceil(2N/32) steps")
+    group.add_argument("--lr-drop", type=int, metavar="EPOCHS",
+                       help="multiply the learning rate by 0.1 every EPOCHS epochs (default: preset; qvhighlights 80, "
+                            "charades_sta none)")
     group.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (overrides --epochs)")
     group.add_argument("--batch-size", type=int, help="training batch size before synthesis (default: preset)")
     group.add_argument("--lr", type=float, help="learning rate (default: preset)")
     group.add_argument("--seed", type=int, help="seed of model init, shuffling and synthesis (default: preset)")
+    group.add_argument("--official", action="store_true",
+                       help="reproduce the official TD-DETR code instead of the paper where they differ: fixed-count "
+                            "sampling, top-50 similarity, no length cap, dynamics with position, originals kept "
+                            "(1.5B rows), official T2V mask, windows decoded with the annotation duration and clamped to "
+                            "[0, 150] s, 2 passes per epoch, weight decay on every parameter (docs/RESULTS.md, 'Paper versus official code')")
+    group.add_argument("--weight-decay-scope", choices=("all", "weights"),
+                       help="AdamW decay on every parameter (all: official, the default) or only on weights (the "
+                            "Trainer's default: biases and LayerNorm exempt)")
     group.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
                        help="resume the run in --output-dir from its latest complete checkpoint (or from CHECKPOINT); "
                             "only a run with the same config, data and seed")
@@ -91,14 +106,17 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     import torch
     from transformers import set_seed
 
+    from ..configuration_td_detr import TDDetrConfig
     from ..data.collator import DataCollatorForMomentRetrieval
     from ..metrics import format_metrics_table
     from ..modeling_td_detr import TDDetrForMomentRetrieval
-    from ..processing_td_detr import TDDetrProcessor
+    from ..processing_td_detr import OFFICIAL_PROCESSING, TDDetrProcessor
     from ..run_folder import CompleteCheckpointCallback, run_fingerprint
     from ..training import TDDetrTrainer, preset_for, model_config_for, training_arguments
     from .model_loading import load_config_or_model
 
+    if args.lr_drop is not None and args.lr_drop < 1:
+        raise TDDetrInputError(f"--lr-drop {args.lr_drop}: give a number of epochs >= 1")
     if args.report_to == "tensorboard":
         from transformers.integrations import is_tensorboard_available
 
@@ -109,10 +127,12 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     threads = args.threads or (1 if data.name == "synthetic" and not args.config else None)
     if threads:
         torch.set_num_threads(threads)
-    preset = preset_for(data.name)
+    preset = preset_for(data.name, official=args.official)
     seed = preset.seed if args.seed is None else args.seed
 
     config = model_config_for(data.name, data.settings, base=base_config, pretrained=pretrained is not None)
+    if args.official:
+        config = TDDetrConfig.official_td_detr(base=config)
     apply_ablations(config, args)
 
     set_seed(seed)
@@ -121,8 +141,10 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     else:
         model = TDDetrForMomentRetrieval(config)
     feature_types = data.settings.processor().video_feature_types
+    official_processing = OFFICIAL_PROCESSING if args.official else {}
     processor = TDDetrProcessor.from_model_config(
-        config, video_feature_types=feature_types, video_feature_dims=list(data.settings.video_feature_dims))
+        config, video_feature_types=feature_types, video_feature_dims=list(data.settings.video_feature_dims),
+        **official_processing)
     train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, seed=seed, processor=processor)
     eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False, seed=seed, processor=processor)
 
@@ -141,7 +163,14 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     if data.eval_split is None:
         overrides.update(eval_strategy="no", load_best_model_at_end=False)
     training_args = training_arguments(str(folder.checkpoints), preset, **overrides)
-    run = run_fingerprint(config, data, seed, {key: getattr(training_args, key) for key in FINGERPRINT_TRAINING_ARGS})
+    schedule = dict(
+        lr_drop_epochs=preset.lr_drop_epochs if args.lr_drop is None else args.lr_drop,
+        lr_gamma=preset.lr_gamma,
+        passes_per_epoch=preset.passes_per_epoch,
+        weight_decay_scope=args.weight_decay_scope or preset.weight_decay_scope,
+    )
+    settings = {key: getattr(training_args, key) for key in FINGERPRINT_TRAINING_ARGS}
+    run = run_fingerprint(config, data, seed, {**settings, **schedule, "official": args.official})
     if is_main_process:
         folder.start(run, resume=bool(args.resume))
     with training_args.main_process_first(desc="resume checkpoint"):
@@ -155,15 +184,18 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         data_collator=train_collator,
         eval_data_collator=eval_collator,
         processing_class=processor,
-        lr_drop_epochs=preset.lr_drop_epochs,
-        lr_gamma=preset.lr_gamma,
         callbacks=[CompleteCheckpointCallback(run)],
+        **schedule,
     )
     report = use_epoch_report(trainer, preset.best_metric, data.eval_split)
     if trainer.is_world_process_zero():
         world = f", world size {training_args.world_size}" if training_args.world_size > 1 else ""
+        plan = trainer.planned_schedule()
+        drops = ", ".join(map(str, plan["lr_drop_steps"])) or "none"
         print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {data.name} "
-              f"({len(data.splits['train'])} queries{world}), output: {output_dir}")
+              f"({len(data.splits['train'])} queries × {preset.passes_per_epoch} passes per epoch{world}): "
+              f"{plan['total_steps']} steps ({plan['steps_per_epoch']} per epoch), LR drops at steps {drops}; "
+              f"output: {output_dir}")
         print(data_locations(data, args.cache_dir))
         if resume:
             print(f"resuming from {resume}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..configuration_td_detr import TDDetrConfig
+from ..configuration_td_detr import OFFICIAL_TD_DETR, TDDetrConfig
 from ..errors import TDDetrInputError
 
 SOURCES = ("qd-detr", "td-detr-official")
@@ -146,18 +146,17 @@ def build_config(
         use_auxiliary_loss=bool(options["aux_loss"]),
     )
     if is_td:
-        # What the official T2V layer computes: differences of position-added tokens, β-mixed residual.
+        # Every official behaviour (differences of position-added tokens, β-mixed residual, the official synthesizer,
+        # T2V mask and [0, 150] s clamp), with the checkpoint's own β / α / pairing.
         settings.update(
+            OFFICIAL_TD_DETR,
             dynamics_beta=float(options["beta"]),
-            dynamics_fusion="residual",
-            dynamics_with_position=True,
             synthesis_pairing=_PAIRING_BY_STRATEGY.get(str(options["sample_strategy"]), "similarity"),
             synthesis_alpha=float(options["alpha"]),
-            synthesis_sampling="fixed_count",
-            synthesis_similarity="top50",
         )
     else:
-        settings.update(synthesis_pairing="none")
+        # QD-DETR shares the T2V mask and the [0, 150] s clamp of its post-processor.
+        settings.update(synthesis_pairing="none", postprocess_clamp=OFFICIAL_TD_DETR["postprocess_clamp"])
     if reproduces_official_t2v_mask():
         settings[OFFICIAL_T2V_MASK_FIELD] = True
     return TDDetrConfig(**settings)

@@ -5,7 +5,8 @@ uses); the collator's processor pads them. Evaluation collators pad and label; a
 ``max_video_length`` becomes several half-overlapping rows (its ``meta`` entry lists their first clips in
 ``window_starts``; such a batch has no labels), or is refused when the processor says ``long_video="refuse"``.
 Training collators run the video synthesizer (:mod:`.synthesis`) on the batch, so a training step sees originals and synthesized videos side by side
-(how many: see :meth:`.synthesis.VideoSynthesizer.compose`; about 1.5·B samples with the defaults).
+(how many: see :meth:`.synthesis.VideoSynthesizer.compose`: 2·B synthesized samples with the defaults, about
+1.5·B with the official ``synthesis_keep_originals``).
 
 Randomness (window subsets, saliency easy pairs, the synthesizer) comes from a ``numpy.random.Generator``:
 
@@ -21,15 +22,17 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..configuration_td_detr import TDDetrConfig
 from ..errors import TDDetrInputError
 from ..processing_td_detr import TDDetrProcessor, length_mask, pad_rows
-from .labels import PSEUDO_LABEL_CLIP_MODES, row_labels
+from .labels import row_labels
 from .layout import WINDOW_TOLERANCE
+from .negatives import choose_negatives, negative_eligibility
 from .synthesis import BatchComposition, VideoSynthesizer, moment_blocks, remap_moment
 
 # Fields read by name from a config object (TDDetrConfig or anything with these attributes).
@@ -44,7 +47,6 @@ CONFIG_FIELDS = (
     "synthesis_sampling",
     "synthesis_keep_originals",
     "synthesis_similarity",
-    # optional, not in TDDetrConfig today; read when present
     "synthesis_part_order",
     "synthesis_cap_length",
     "synthesis_anchor_fraction",
@@ -127,20 +129,25 @@ def _parse_rows(rows, max_query_length) -> _Rows:
     return columns
 
 
-@dataclass
 class DataCollatorForMomentRetrieval:
     """Pads rows into a model batch, derives labels and, in training, synthesizes dynamic-context videos.
 
     Returns ``video_features`` [B', L, Dv], ``video_mask`` [B', L], ``text_features`` [B', T, Dt], ``text_mask``
     [B', T] (float tensors, 1 = valid), ``labels`` (a list of B' dicts, only when every row has a window; rows with
-    and without windows in one batch are an error) and ``meta`` (a list of B' dicts: qid, vid, query, duration,
+    and without windows in one batch are an error), with labels ``negative_text_index`` (int64 [B']: the row whose
+    query is each row's negative pair, -1 for none; see :mod:`.negatives`) and ``meta`` (a list of B' dicts: qid, vid, query, duration,
     clip_length, relevant_windows in seconds, synthetic; synthesized samples also carry context_qid, context_vid,
     source_duration, source_relevant_windows and moment_shift in seconds). B' = B in evaluation.
 
-    Args (the synthesis ones are ignored unless ``training``; names match :class:`TDDetrConfig`):
+    Args:
         training: run the synthesizer (never in evaluation).
+        config: a :class:`~td_detr.TDDetrConfig` (default: ``TDDetrConfig()``) supplying every setting below; the
+            collator's settings *are* that config's fields (:data:`CONFIG_FIELDS`), validated once by it.
+        seed: seed of the generator (module docstring).
         processor: the model's :class:`~td_detr.processing_td_detr.TDDetrProcessor`; when given, ``clip_length``,
             ``max_video_length`` and ``max_query_length`` are taken from it, otherwise it is made from them.
+        settings: :data:`CONFIG_FIELDS` keywords overriding ``config`` (the synthesis ones matter only when
+            ``training``):
         clip_length: seconds per clip; span labels divide windows by ``ctx_l * clip_length``.
         max_video_length: cap on synthesized lengths when ``synthesis_cap_length`` (training rows are padded, never
             cut: the builder cuts the train split); evaluation cuts longer videos into windows of this many clips.
@@ -154,64 +161,37 @@ class DataCollatorForMomentRetrieval:
         pseudo_label_clip: seconds → clips for Charades-style saliency labels of rows without saliency scores:
             ``"clip_length"`` (default; official TD-DETR, and consistent with the span labels) or ``"duration"``
             (``duration / ctx_l``, CG-DETR).
-        seed: seed of the generator (module docstring).
     """
 
-    training: bool = False
-    clip_length: float = 2.0
-    max_video_length: int | None = 75
-    max_query_length: int | None = 32
-    max_windows: int | None = 5
-    synthesis_pairing: str = "similarity"
-    synthesis_alpha: float = 0.7
-    synthesis_length_jitter: float = 0.2
-    synthesis_sampling: str = "bernoulli"
-    synthesis_keep_originals: bool = True
-    synthesis_similarity: str = "mean"
-    synthesis_part_order: str = "pair"
-    synthesis_cap_length: bool = True
-    synthesis_anchor_fraction: float = 0.5
-    pseudo_label_clip: str = "clip_length"
-    seed: int = 0
-    processor: TDDetrProcessor | None = field(default=None, repr=False)
-    synthesizer: VideoSynthesizer | None = field(init=False, repr=False, default=None)
-
-    def __post_init__(self):
-        if self.processor is None:
-            self.processor = TDDetrProcessor(
-                clip_length=self.clip_length, max_video_length=self.max_video_length,
-                max_query_length=self.max_query_length,
-            )
-        else:
-            self.clip_length = self.processor.clip_length
-            self.max_video_length = self.processor.max_video_length
-            self.max_query_length = self.processor.max_query_length
-        if self.pseudo_label_clip not in PSEUDO_LABEL_CLIP_MODES:
-            raise TDDetrInputError(
-                f"pseudo_label_clip must be one of {PSEUDO_LABEL_CLIP_MODES}, got {self.pseudo_label_clip!r}"
-            )
-        if not self.clip_length > 0:
-            raise TDDetrInputError(f"clip_length must be positive, got {self.clip_length}")
-        synthesizer = VideoSynthesizer(
-            pairing=self.synthesis_pairing,
-            alpha=float(self.synthesis_alpha),
-            length_jitter=float(self.synthesis_length_jitter),
-            sampling=self.synthesis_sampling,
-            similarity=self.synthesis_similarity,
-            max_length=self.max_video_length if self.synthesis_cap_length else None,
-            keep_originals=bool(self.synthesis_keep_originals),
-            anchor_fraction=float(self.synthesis_anchor_fraction),
-            part_order=self.synthesis_part_order,
-        )  # built (and validated) in both modes so a bad config fails at construction
-        self.synthesizer = synthesizer if self.training and self.synthesis_pairing != "none" else None
+    def __init__(self, training: bool = False, config=None, seed: int = 0, processor: TDDetrProcessor | None = None,
+                 **settings):
+        unknown = sorted(set(settings) - set(CONFIG_FIELDS))
+        if unknown:
+            raise TDDetrInputError(f"unknown collator setting(s) {unknown}; the settings are TDDetrConfig fields "
+                                   f"{', '.join(CONFIG_FIELDS)}")
+        values = {name: getattr(config, name) for name in CONFIG_FIELDS if hasattr(config, name)}
+        values.update(settings)
+        if processor is not None:
+            values.update(clip_length=processor.clip_length, max_video_length=processor.max_video_length,
+                          max_query_length=processor.max_query_length)
+        self.config = TDDetrConfig(**values)  # the defaults and the one validation of these settings
+        for name in CONFIG_FIELDS:
+            setattr(self, name, getattr(self.config, name))
+        self.training, self.seed = bool(training), seed
+        self.processor = processor or TDDetrProcessor(
+            clip_length=self.clip_length, max_video_length=self.max_video_length, max_query_length=self.max_query_length,
+        )
+        pairs = self.training and self.synthesis_pairing != "none"
+        self.synthesizer = VideoSynthesizer.from_config(self.config) if pairs else None
 
     @classmethod
     def from_config(cls, config, training: bool, seed: int = 0, **overrides) -> "DataCollatorForMomentRetrieval":
-        """Build from any object with :data:`CONFIG_FIELDS` attributes (missing ones keep their defaults); a
-        ``processor`` override supplies clip length and caps."""
-        kwargs = {name: getattr(config, name) for name in CONFIG_FIELDS if hasattr(config, name)}
-        kwargs.update(overrides)
-        return cls(training=training, seed=seed, **kwargs)
+        """The collator of a :class:`~td_detr.TDDetrConfig` (or any object with some :data:`CONFIG_FIELDS`
+        attributes); ``overrides``: settings or a ``processor``."""
+        return cls(training=training, config=config, seed=seed, **overrides)
+
+    def __repr__(self) -> str:
+        return f"DataCollatorForMomentRetrieval(training={self.training}, seed={self.seed}, config={self.config!r})"
 
     # -- randomness -------------------------------------------------------------------------------------------------
 
@@ -305,6 +285,7 @@ class DataCollatorForMomentRetrieval:
                 labels.append({name: torch.from_numpy(value) for name, value in arrays.items()})
         if with_labels:
             batch["labels"] = labels
+            batch["negative_text_index"] = torch.from_numpy(self._negatives(columns, composition, rng))
         batch["meta"] = meta
         return batch
 
@@ -319,6 +300,15 @@ class DataCollatorForMomentRetrieval:
                 columns.qid, columns.vid, columns.query, columns.duration, columns.windows, starts)
         ]
         return batch
+
+    @staticmethod
+    def _negatives(columns: _Rows, composition: BatchComposition, rng: np.random.Generator) -> np.ndarray:
+        """Each output row's negative query (:mod:`.negatives`): none from the videos the row's clips come from."""
+        _, video_id = np.unique(np.asarray(columns.vid, dtype=object).astype(str), return_inverse=True)
+        moment_video = video_id[composition.moment_row]
+        context_video = np.where(composition.context_row >= 0, video_id[np.maximum(composition.context_row, 0)], -1)
+        eligible = negative_eligibility(np.stack([moment_video, context_video], axis=1), moment_video)
+        return choose_negatives(eligible, rng)
 
     def _compose(self, columns: _Rows, padded: np.ndarray, lengths: np.ndarray, rng: np.random.Generator):
         """Run the synthesizer; returns the composition and each row's moment cut to its video (windows clipped to

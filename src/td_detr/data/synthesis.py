@@ -26,8 +26,9 @@ setting                paper (default)                         official code
                        only, the moment is never cut)
 partner candidates     every other row of the batch            the batch's synthetic entries (~B/2); may pick
                        (another video; self excluded)          itself under random pairing
-``keep_originals``     not stated                              ``True``: originals stay in the batch (config
-                                                               default, see below)
+``keep_originals``     ``False``: a step trains on the 2·B     ``True``: originals stay in the batch beside the
+                       synthesized videos of the B pairs       synthetic ones (≈1.5·B rows)
+                       (§3.1–3.2)
 =====================  ======================================  ==============================================
 
 Both use the official length jitter: each sampled part of n clips is resized by r ∈ (1−j, 1+j]
@@ -53,12 +54,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..configuration_td_detr import SIMILARITIES
 from ..errors import TDDetrInputError
 
-PAIRINGS = ("similarity", "random", "none")
-SAMPLINGS = ("bernoulli", "fixed_count")
-SIMILARITIES = ("mean", "top50")
-PART_ORDERS = ("pair", "moment_first", "random")
 TOP_K = 50  # official "top50" score
 _EPS = 1e-9  # slack for floors of products such as 0.7 * 10
 
@@ -261,7 +259,8 @@ def _realise_counts(keep: np.ndarray, target: np.ndarray, rng: np.random.Generat
 
 @dataclass
 class VideoSynthesizer:
-    """Builds the synthetic part of a training batch (module docstring: paper vs official settings).
+    """Builds the synthetic part of a training batch (module docstring: paper vs official settings). Build it with
+    :meth:`from_config`: the settings are :class:`~td_detr.TDDetrConfig` fields, validated there.
 
     Args:
         pairing: ``"similarity"`` (Eq. 1 argmax in the batch), ``"random"`` or ``"none"`` (no synthesis).
@@ -272,37 +271,37 @@ class VideoSynthesizer:
         max_length: cap on synthesized lengths in clips (paper; ``None`` = official, no cap). Only context clips
             are dropped to meet it, proportionally from the two parts.
         keep_originals: keep the non-anchor rows as they are (official) and make ``anchor_fraction`` of the rows
-            anchors; ``False`` makes every row an anchor.
+            anchors; ``False`` (paper) makes every row an anchor.
         anchor_fraction: share of rows used as anchors when ``keep_originals`` (official ≈ 0.5).
         part_order: ``"pair"`` (official: [V_i part ; V_k part] in both outputs), ``"moment_first"`` (the moment's own
             video always first) or ``"random"`` (either way, per output).
     """
 
-    pairing: str = "similarity"
-    alpha: float = 0.7
-    length_jitter: float = 0.2
-    sampling: str = "bernoulli"
-    similarity: str = "mean"
-    max_length: int | None = 75
-    keep_originals: bool = True
-    anchor_fraction: float = 0.5
-    part_order: str = "pair"
+    pairing: str
+    alpha: float
+    length_jitter: float
+    sampling: str
+    similarity: str
+    max_length: int | None
+    keep_originals: bool
+    anchor_fraction: float
+    part_order: str
 
-    def __post_init__(self):
-        for name, value, allowed in (
-            ("synthesis_pairing", self.pairing, PAIRINGS),
-            ("synthesis_sampling", self.sampling, SAMPLINGS),
-            ("synthesis_similarity", self.similarity, SIMILARITIES),
-            ("synthesis_part_order", self.part_order, PART_ORDERS),
-        ):
-            if value not in allowed:
-                raise TDDetrInputError(f"{name} must be one of {allowed}, got {value!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise TDDetrInputError(f"synthesis_alpha must lie in [0, 1], got {self.alpha}")
-        if not 0.0 <= self.length_jitter <= 1.0:
-            raise TDDetrInputError(f"synthesis_length_jitter must lie in [0, 1], got {self.length_jitter}")
-        if not 0.0 < self.anchor_fraction <= 1.0:
-            raise TDDetrInputError(f"synthesis_anchor_fraction must lie in (0, 1], got {self.anchor_fraction}")
+    @classmethod
+    def from_config(cls, config) -> "VideoSynthesizer":
+        """The synthesizer of a :class:`~td_detr.TDDetrConfig` (which validated every setting): its ``synthesis_*``
+        fields, and ``max_video_length`` as the cap when ``synthesis_cap_length``."""
+        return cls(
+            pairing=config.synthesis_pairing,
+            alpha=float(config.synthesis_alpha),
+            length_jitter=float(config.synthesis_length_jitter),
+            sampling=config.synthesis_sampling,
+            similarity=config.synthesis_similarity,
+            max_length=config.max_video_length if config.synthesis_cap_length else None,
+            keep_originals=bool(config.synthesis_keep_originals),
+            anchor_fraction=float(config.synthesis_anchor_fraction),
+            part_order=config.synthesis_part_order,
+        )
 
     # -- steps ------------------------------------------------------------------------------------------------------
 
@@ -364,9 +363,8 @@ class VideoSynthesizer:
         similarity" filter aims at the latter); an anchor without any candidate stays an original.
 
         Output order: originals (rows that are not paired anchors, in row order; none of the anchors'), then Ṽ_i for
-        every paired anchor, then Ṽ_k for every paired anchor. Keeping the two outputs of a pair apart matters for
-        the model's negative pass, which pairs each sample with the previous sample's query: Ṽ_k holds clips of
-        V_i, so V_i's query right before it would be a false negative.
+        every paired anchor, then Ṽ_k for every paired anchor. The negative pair of each output is chosen by the
+        collator from this composition (:mod:`.negatives`), not from the order.
         """
         lengths = np.asarray(lengths, dtype=np.int64)
         B = len(lengths)

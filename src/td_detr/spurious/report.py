@@ -7,14 +7,16 @@ Three evaluations of one split:
   (:func:`.splits.write_masked_split`) while the original windows stay the targets. A model that still "finds" the
   erased moment relies on its context: *Spurious R1@0.5 / R1@0.7 / mAP* are the full-set R1 and mAP on this split,
   and **lower is better**;
-* **dynamic context** (S4.2): every video keeps its moment while its context comes from another (most similar by
-  Eq. 1, or random) video (:func:`.splits.write_dynamic_context_split`); the standard metrics, higher is better.
+* **dynamic context** (S4.2): every video keeps its moment while its context comes from a video of another source
+  video (:func:`.splits.write_dynamic_context_split`), the most similar one by Eq. 1 (``dynamic_context``) and a
+  random one (``dynamic_context_random``), reported side by side; the standard metrics, higher is better.
 
 The two derived splits are written to disk in the standard layout, so other tools can evaluate on them too.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 SPURIOUS_KEYS = {"Spurious-R1@0.5": "MR-full-R1@0.5", "Spurious-R1@0.7": "MR-full-R1@0.7", "Spurious-mAP": "MR-full-mAP"}
@@ -45,13 +47,18 @@ def _evaluate_layout(model, processor, annotation_file, video_feature_dirs, text
     return evaluate_submission(records, ground_truth_records(dataset), clip_length=settings.clip_length), records
 
 
+CONTEXT_SPLITS = {"similarity": "dynamic_context", "random": "dynamic_context_random"}
+
+
 def spurious_evaluation(
-    model, settings, split: str, output_dir, *, fill: str = "noise", context: str = "similarity", seed: int = 0,
+    model, settings, split: str, output_dir, *, fill: str = "noise", contexts=("similarity", "random"), seed: int = 0,
     cache_dir=None, batch_size: int = 64, processor=None,
 ) -> dict:
-    """Run the three evaluations of `split` of a data set (`settings`: a resolved
+    """Run the evaluations of `split` of a data set (`settings`: a resolved
     :class:`~td_detr.data.builder.DatasetSettings`) with the model's `processor` (default: made from its config).
-    Returns {"standard": brief, "masked": {Spurious-* and the masked split's brief}, "dynamic_context": brief, "splits": {name: annotation file}}."""
+    Returns {"standard": brief, "masked": {Spurious-* and the masked split's brief}, "dynamic_context": brief
+    (similarity donors), "dynamic_context_random": brief (random donors), "splits": {name: annotation file}};
+    `contexts` picks which dynamic-context splits are built."""
     from ..processing_td_detr import TDDetrProcessor
     from .splits import write_dynamic_context_split, write_masked_split
 
@@ -66,9 +73,11 @@ def spurious_evaluation(
     writers = {
         "masked": lambda out: write_masked_split(
             annotation, video_dirs, text_dir, out, clip_length=settings.clip_length, fill=fill, seed=seed),
-        "dynamic_context": lambda out: write_dynamic_context_split(
-            annotation, video_dirs, text_dir, out, clip_length=settings.clip_length, pairing=context, seed=seed),
     }
+    for pairing in contexts:
+        writers[CONTEXT_SPLITS[pairing]] = functools.partial(
+            write_dynamic_context_split, annotation, video_dirs, text_dir, clip_length=settings.clip_length,
+            pairing=pairing, seed=seed)
     for name, write in writers.items():
         folder = output_dir / name
         split_file = write(folder)
@@ -85,8 +94,11 @@ def spurious_evaluation(
 def format_spurious_report(report: dict) -> str:
     """A small table: standard vs dynamic-context metrics, and the Spurious metrics (lower is better)."""
     keys = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP")
-    lines = [f"{'':28s}{'R1@0.5':>9s}{'R1@0.7':>9s}{'mAP':>9s}"]
-    for label, name in (("standard", "standard"), ("dynamic context (S4.2)", "dynamic_context")):
-        lines.append(f"{label:28s}" + "".join(f"{report[name][k]:9.2f}" for k in keys))
-    lines.append(f"{'spurious, masked (lower=better)':28s}" + "".join(f"{report['masked'][k]:9.2f}" for k in SPURIOUS_KEYS))
+    lines = [f"{'':32s}{'R1@0.5':>9s}{'R1@0.7':>9s}{'mAP':>9s}"]
+    rows = (("standard", "standard"), ("dynamic context, similar donor", "dynamic_context"),
+            ("dynamic context, random donor", "dynamic_context_random"))
+    for label, name in rows:
+        if name in report:
+            lines.append(f"{label:32s}" + "".join(f"{report[name][k]:9.2f}" for k in keys))
+    lines.append(f"{'spurious, masked (lower=better)':32s}" + "".join(f"{report['masked'][k]:9.2f}" for k in SPURIOUS_KEYS))
     return "\n".join(lines)

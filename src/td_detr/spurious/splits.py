@@ -8,9 +8,13 @@ Two ways to change an evaluation set so that a model relying on the moment's *co
   clips of another video. The original windows stay the targets: a model that still finds them was looking at the
   context. (Spurious R@1 / mAP, lower is better.)
 * **dynamic-context split** (S4.2): every video keeps its moment block (first to last ground-truth clip, as the
-  synthesizer defines it) and all its other clips are replaced by clips of another video (the most similar one by
-  Eq. 1, or a random one), taken in temporal order; the video keeps its length and the moment is moved to a random
-  position (``placement="random"``, windows re-mapped) or stays where it was (``"keep"``). Ordinary metrics.
+  synthesizer defines it) and all its other clips are replaced by clips of a *donor* video, taken in temporal order;
+  the video keeps its length and the moment is moved to a random position (``placement="random"``, windows
+  re-mapped) or stays where it was (``"keep"``). Ordinary metrics. The donor is the most similar video by Eq. 1
+  (``pairing="similarity"``) or a uniformly random one (``"random"``) among the videos cut from *another source
+  video* (:func:`source_video_id`): QVHighlights vids ``<YouTube id>_<start>_<end>`` are 2.5-min segments of 474
+  YouTube videos in val, and a neighbouring segment of the same YouTube video is neither a new context nor free of
+  the query's content; other data sets (Charades: the video id) use the vid itself.
 
 Both work per feature type on *raw* features (the same clip indices for every type), so the per-type L2
 normalisation applied on load stays right, and both are deterministic: each query draws from a generator seeded
@@ -25,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import shutil
 import zlib
 from collections.abc import Sequence
@@ -39,6 +44,15 @@ MASK_FILLS = ("noise", "zeros", "other")
 CONTEXT_PAIRINGS = ("similarity", "random")
 PLACEMENTS = ("random", "keep")
 TEXT_FILE_MODES = ("link", "copy", "symlink")
+# QVHighlights: "<YouTube id>_<start s>_<end s>", e.g. "RoripwjYFp8_360.0_510.0" (YouTube ids may contain "_").
+_SEGMENT_VID = re.compile(r"^(?P<source>.+)_\d+(?:\.\d+)?_\d+(?:\.\d+)?$")
+
+
+def source_video_id(vid: str) -> str:
+    """The source video a vid was cut from: the YouTube id of a QVHighlights segment vid
+    (``<id>_<start>_<end>``), otherwise the vid itself (Charades-STA, the synthetic and custom data)."""
+    match = _SEGMENT_VID.match(str(vid))
+    return match.group("source") if match else str(vid)
 
 
 def _record_rng(seed: int, qid) -> np.random.Generator:
@@ -163,7 +177,8 @@ def _similarity_units(feature_types: Sequence[np.ndarray]) -> np.ndarray:
 def choose_context_videos(
     vids: Sequence[str], load_types, pairing: str = "similarity", seed: int = 0, shortlist_cap: int = 64
 ) -> dict[str, str]:
-    """The context video of each distinct video: the most similar other one by Eq. 1, or a uniformly random other one.
+    """The donor video of each distinct video: the most similar one by Eq. 1, or a uniformly random one, among the
+    videos of *another source video* (:func:`source_video_id`).
 
     ``load_types(vid)`` returns the raw feature arrays. Similarity uses :func:`.synthesis.most_similar_by_eq1`: one
     pass for the per-video sums, then exact scores for the few candidates that can still win.
@@ -171,13 +186,17 @@ def choose_context_videos(
     if pairing not in CONTEXT_PAIRINGS:
         raise TDDetrInputError(f"context pairing must be one of {CONTEXT_PAIRINGS}, got {pairing!r}")
     vids = list(dict.fromkeys(vids))
-    if len(vids) < 2:
-        raise TDDetrInputError("a dynamic-context split needs at least two different videos")
+    sources = np.array([source_video_id(v) for v in vids], dtype=object)
+    valid = sources[:, None] != sources[None, :]
+    lonely = [vid for vid, ok in zip(vids, valid.any(axis=1)) if not ok]
+    if lonely:
+        raise TDDetrInputError(
+            f"a dynamic-context split needs videos from at least two source videos; {lonely[0]} has no donor"
+        )
     if pairing == "random":
         rng = np.random.default_rng(seed)
-        picks = rng.integers(0, len(vids) - 1, size=len(vids))
-        picks = picks + (picks >= np.arange(len(vids)))  # skip the video itself
-        return {vid: vids[p] for vid, p in zip(vids, picks)}
+        keys = np.where(valid, rng.random(valid.shape), -1.0)
+        return {vid: vids[p] for vid, p in zip(vids, keys.argmax(axis=1))}
     units = functools.lru_cache(maxsize=64)(lambda i: _similarity_units(load_types(vids[i])))
     sums, lengths = [], []
     for i in range(len(vids)):
@@ -190,7 +209,9 @@ def choose_context_videos(
         n = min(len(a), len(b))
         return float(np.einsum("pd,pd->", a[:n], b[:n], dtype=np.float64))
 
-    partners = most_similar_by_eq1(np.stack(sums), np.array(lengths), same_position_dot, shortlist_cap=shortlist_cap)
+    partners = most_similar_by_eq1(
+        np.stack(sums), np.array(lengths), same_position_dot, valid=valid, shortlist_cap=shortlist_cap
+    )
     return {vid: vids[p] for vid, p in zip(vids, partners)}
 
 
