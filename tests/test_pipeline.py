@@ -30,6 +30,7 @@ from td_detr.processing_td_detr import (  # noqa: E402
     sliding_window_starts,
     temporal_nms,
 )
+from td_detr.postprocessing import widen_short_windows  # noqa: E402
 from td_detr.span_utils import temporal_iou  # noqa: E402
 from video_utils import PROJECTION_DIM, TEXT_HIDDEN_SIZE, save_tiny_clip, write_test_video  # noqa: E402
 
@@ -116,6 +117,8 @@ def test_a_video_file_equals_its_features(pipe, model, video_path, clip_dir):
     # and clamped to the real 7 s
     direct = _direct(model, l2_normalize_rows(video.features), l2_normalize_rows(text), duration=8.0)
     expected = np.minimum(np.array(direct["pred_relevant_windows"])[:, :2], 7.0)
+    # ... each window still at least one clip long once inside the 7 s (a window cut to [6, 7] grows to [5, 7])
+    expected = widen_short_windows(torch.from_numpy(expected), 7.0, model.config.clip_length).numpy()
     got = np.array([[w["start"], w["end"]] for w in from_features["windows"]])
     np.testing.assert_allclose(got, expected, atol=1e-4)
 

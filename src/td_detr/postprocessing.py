@@ -30,11 +30,13 @@ def _round4(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x * 1e4) / 1e4
 
 
-def _widen_short_windows(windows: torch.Tensor, duration: torch.Tensor, width: float) -> torch.Tensor:
-    """Windows shorter than `width` grow to the right, then to the left where the video ends there."""
+def widen_short_windows(windows: torch.Tensor, upper: torch.Tensor | float, width: float) -> torch.Tensor:
+    """Windows (`[..., 2]` start, end) shorter than `width` grow to the right, then to the left where `upper` (the
+    end of the video, `[..., 1]` or a number) stops them."""
     start, end = windows.unbind(-1)
+    upper = torch.as_tensor(upper, dtype=windows.dtype)
     short = end - start < width
-    end = torch.where(short, torch.minimum(start + width, duration[..., 0]), end)
+    end = torch.where(short, torch.minimum(start + width, upper[..., 0] if upper.ndim else upper), end)
     start = torch.where(short, (end - width).clamp(min=0), start)
     return torch.stack((start, end), dim=-1)
 
@@ -85,7 +87,7 @@ def post_process_moment_retrieval(
         if clamp == "duration":
             windows = torch.minimum(windows, duration)
     if min_window_clips > 0:
-        windows = _widen_short_windows(windows, upper, min_window_clips * clip_length)
+        windows = widen_short_windows(windows, upper, min_window_clips * clip_length)
     ranked = torch.cat((windows, scores.unsqueeze(-1)), dim=-1).cpu()
 
     valid_lengths = outputs.video_mask.sum(dim=1).long().cpu().tolist()

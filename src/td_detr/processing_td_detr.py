@@ -364,7 +364,9 @@ class TDDetrProcessor(FeatureExtractionMixin):
             nms_threshold: IoU for the NMS of pooled windows (``DEFAULT_NMS_THRESHOLD``: this processor's).
             top_k: keep the best k windows.
         """
-        from .postprocessing import OFFICIAL_MAX_TIMESTAMP, post_process_moment_retrieval
+        import torch
+
+        from .postprocessing import OFFICIAL_MAX_TIMESTAMP, post_process_moment_retrieval, widen_short_windows
 
         if window_starts is None:
             window_starts = [[0]] * len(outputs.video_mask)
@@ -384,8 +386,7 @@ class TDDetrProcessor(FeatureExtractionMixin):
             row += len(starts)
         rows = post_process_moment_retrieval(outputs, None, clip_length=self.clip_length,
                                              round_to_clip=self.round_to_clip, span_seconds=span_seconds,
-                                             clamp=self.clamp,
-                                             min_window_clips=self.min_window_clips)
+                                             clamp=self.clamp, min_window_clips=0)  # widened once pooled
         threshold = self.nms_threshold if nms_threshold is DEFAULT_NMS_THRESHOLD else nms_threshold
         results, first = [], 0
         for starts, duration, use_duration in zip(window_starts, durations, official):
@@ -397,6 +398,9 @@ class TDDetrProcessor(FeatureExtractionMixin):
             if self.clamp == "official":
                 limit = OFFICIAL_MAX_TIMESTAMP
             windows, saliency = merge_window_predictions(records, starts, self.clip_length, num_clips, limit, threshold)
+            if self.min_window_clips > 0:  # inside the final bound, so clamping cannot collapse a window again
+                spans = torch.from_numpy(windows[:, :2])
+                windows[:, :2] = widen_short_windows(spans, limit, self.min_window_clips * self.clip_length).numpy()
             results.append({"pred_relevant_windows": windows[:top_k].tolist(),
                             "pred_saliency_scores": saliency.tolist()})
         return results
