@@ -46,6 +46,8 @@ import threading
 import time
 from pathlib import Path
 
+from td_detr.registry import DATA_SETS
+
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("iid", "shifted", "spurious", "dynamic_context")
 MAIN_KEYS = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP")
@@ -100,9 +102,8 @@ class Plan:
     in_process: bool = False
 
 
-# = td_detr.training.synthetic_model_config() (a test checks they agree), spelled out so results record it.
-SYNTHETIC_MODEL = dict(hidden_size=64, num_attention_heads=4, ffn_dim=128, t2v_layers=2, encoder_layers=2,
-                       decoder_layers=2, dropout=0.0, input_dropout=0.1, synthesis_keep_originals=True)
+# The synthetic preset model (td_detr.registry), recorded in every run's spec.
+SYNTHETIC_MODEL = dict(DATA_SETS["synthetic"].model)
 TINY_MODEL = dict(hidden_size=16, num_attention_heads=2, ffn_dim=32, t2v_layers=1, encoder_layers=1,
                   decoder_layers=1, num_queries=4, input_dropout=0.1)
 # 640 training queries = 20 full batches of 32 per epoch.

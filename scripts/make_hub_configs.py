@@ -1,9 +1,10 @@
-"""Write the named TD-DETR hub configs from `td_detr.hub.HUB_PRESETS`, so they stay in sync with TDDetrConfig.
+"""Generate the committed hub configs from `td_detr.hub.HUB_PRESETS` (built from `td_detr.registry.DATA_SETS`), the
+files uploaded with a checkpoint; they are output, never edited by hand (`load_hub_config(NAME)` builds the config
+from the registry itself).
 
 For every preset NAME it writes
   hub_configs/NAME/config.json              the config (every TD-DETR field, no transformers_version)
   hub_configs/NAME/README.md                its model card (model-index from hub_configs/NAME/metrics.json if present)
-  src/td_detr/hub_configs/NAME/config.json  the same config, shipped as package data for `load_hub_config(NAME)`
 
     python scripts/make_hub_configs.py            # (re)write
     python scripts/make_hub_configs.py --check    # exit 1 and list the stale files, write nothing
@@ -37,7 +38,6 @@ def expected_files(namespace: str) -> dict[Path, str]:
         card = build_model_card(config, metrics, dataset_name=preset.dataset_name, model_id=f"{namespace}/{name}")
         files[ROOT / "hub_configs" / name / "config.json"] = text
         files[ROOT / "hub_configs" / name / "README.md"] = str(card).rstrip("\n") + "\n"
-        files[ROOT / "src" / "td_detr" / "hub_configs" / name / "config.json"] = text
     return files
 
 

@@ -17,7 +17,8 @@ PACKAGE = "td_detr"
 
 # Lowest first. A module may import from its own layer or a lower one. The longest matching prefix decides.
 LAYERS = [
-    ("foundation", ["td_detr.errors", "td_detr.output_paths", "td_detr.strict_loading", "td_detr.hub_access"]),
+    ("foundation", ["td_detr.errors", "td_detr.output_paths", "td_detr.strict_loading", "td_detr.registry",
+                    "td_detr.hub_access"]),
     ("numpy primitives", ["td_detr.metrics", "td_detr.data.layout", "td_detr.data.labels", "td_detr.data.ground_truth",
                           "td_detr.features", "td_detr.visualize"]),
     ("model and data", ["td_detr.configuration_td_detr", "td_detr.span_utils", "td_detr.position_encoding",

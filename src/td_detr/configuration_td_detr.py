@@ -17,6 +17,7 @@ from transformers import PreTrainedConfig
 
 from .data.labels import PSEUDO_LABEL_CLIP_MODES
 from .errors import TDDetrInputError
+from .registry import data_set
 
 # The allowed values of the choice fields (the synthesizer and the collator take them from here).
 PAIRINGS = ("similarity", "random", "none")
@@ -303,24 +304,17 @@ class TDDetrConfig(PreTrainedConfig):
         return cls(**{k: v for k, v in settings.items() if k not in _NOT_INIT})
 
     @classmethod
+    def for_data_set(cls, name: str, **kwargs) -> "TDDetrConfig":
+        """The model config of a data set in `td_detr.registry.DATA_SETS` (its keywords on top of the defaults;
+        `"qvhighlights"` and `"custom"`: the defaults). Keywords override."""
+        return cls(**{**data_set(name).model, **kwargs})
+
+    @classmethod
     def charades_sta(cls, **kwargs) -> "TDDetrConfig":
-        """Official TD-DETR Charades-STA settings (`scripts/charadesSTA/train_charades.sh`): SlowFast+CLIP features,
-        1-s clips, no video cap, 3 layers each, span / gIoU 10 / 1, saliency weight 4. Keywords override."""
-        settings = dict(
-            clip_length=1.0,
-            max_video_length=None,
-            max_query_length=100,
-            t2v_layers=3,
-            encoder_layers=3,
-            decoder_layers=3,
-            matcher_span_cost=10.0,
-            matcher_giou_cost=1.0,
-            span_loss_weight=10.0,
-            giou_loss_weight=1.0,
-            saliency_loss_weight=4.0,
-        )
-        settings.update(kwargs)
-        return cls(**settings)
+        """Official TD-DETR Charades-STA settings (`scripts/charadesSTA/train_charades.sh`; see
+        `td_detr.registry.DATA_SETS["charades_sta"]`): 1-s clips, no video cap, 3 layers each, span / gIoU 10 / 1,
+        saliency weight 4. Keywords override."""
+        return cls.for_data_set("charades_sta", **kwargs)
 
 
 # to_dict() entries that are not constructor keywords of a config

@@ -1,8 +1,9 @@
 """Sharing TD-DETR on the Hugging Face Hub: named hub configs, model cards and pushing a saved model.
 
 * Named configs (:data:`HUB_PRESETS`): the settings a released checkpoint was trained with, per data set and feature
-  set. ``scripts/make_hub_configs.py`` writes them to ``hub_configs/<name>/`` (config + card) and, as package data,
-  to ``td_detr/hub_configs/<name>/config.json``, which :func:`load_hub_config` reads, so it works from a wheel.
+  set, built from :data:`td_detr.registry.DATA_SETS` (:func:`load_hub_config` builds them, so it works from a
+  wheel). ``scripts/make_hub_configs.py`` generates the committed ``hub_configs/<name>/`` (config + card, what is
+  uploaded) from them; ``--check`` (and a test) says when the committed files are stale.
 * :func:`write_model_card`: a model card (YAML metadata with a ``model-index`` built from the official metrics'
   ``brief`` dict) rendered offline with ``huggingface_hub.ModelCard`` from the packaged Jinja template
   ``td_detr/hub_configs/model_card_template.md``.
@@ -22,6 +23,7 @@ from huggingface_hub import constants
 
 from .configuration_td_detr import TDDetrConfig
 from .errors import TDDetrInputError
+from .registry import resolve_dataset_name
 from .strict_loading import check_safetensors
 
 PACKAGE_HUB_CONFIGS = "hub_configs"  # package-data folder inside td_detr
@@ -63,14 +65,12 @@ def _config_from_json(text: str, where: str) -> TDDetrConfig:
 
 
 def load_hub_config(name_or_path: str | Path) -> TDDetrConfig:
-    """A :class:`TDDetrConfig` from a hub-config name (one of :data:`HUB_CONFIG_NAMES`, shipped as package data),
+    """A :class:`TDDetrConfig` from a hub-config name (one of :data:`HUB_CONFIG_NAMES`, built from the registry),
     a folder holding ``config.json`` (e.g. ``hub_configs/td-detr-qvh`` or a ``save_pretrained`` folder) or a JSON
     file. A name string wins over a same-named folder in the working directory (pass ``./name`` or a ``Path`` for
     the folder). Raises :class:`TDDetrInputError` naming the known names when nothing matches."""
     if isinstance(name_or_path, str) and name_or_path in HUB_PRESETS:
-        packaged = _packaged(name_or_path, "config.json")
-        where = f"td_detr/{PACKAGE_HUB_CONFIGS}/{name_or_path}/config.json"
-        return _config_from_json(packaged.read_text(encoding="utf-8"), where)
+        return HUB_PRESETS[name_or_path].make_config()
     path = Path(name_or_path)
     if path.is_dir():
         path = path / "config.json"
@@ -83,7 +83,7 @@ def load_hub_config(name_or_path: str | Path) -> TDDetrConfig:
     )
 
 
-def preset_for(config: TDDetrConfig, dataset_name: str) -> HubPreset | None:
+def hub_preset_for(config: TDDetrConfig, dataset_name: str) -> HubPreset | None:
     """The hub preset trained on `dataset_name` with the same feature sizes as `config` (for the card text)."""
     for preset in HUB_PRESETS.values():
         reference = preset.make_config()
@@ -115,14 +115,6 @@ def read_metrics(path: str | Path) -> dict:
     if not isinstance(metrics, dict):
         raise TDDetrInputError(f"{path}: expected a JSON object of metrics, got {type(metrics).__name__}")
     return metrics
-
-
-def resolve_dataset_name(dataset_name: str) -> str:
-    """The :data:`DATASETS` key for a data-set name or alias (``qvh``, ``charades``, ``charades-sta``)."""
-    key = DATASET_ALIASES.get(dataset_name.lower(), dataset_name.lower())
-    if key not in DATASETS:
-        raise TDDetrInputError(f"unknown dataset {dataset_name!r}; expected one of {', '.join(DATASETS)}")
-    return key
 
 
 def infer_dataset_name(config: TDDetrConfig, metrics: dict | None = None) -> str:
@@ -179,7 +171,7 @@ def build_model_card(
         base_model=base_model,
         eval_results=eval_results or None,
     )
-    preset = preset_for(config, key)
+    preset = hub_preset_for(config, key)
     source = _packaged(TEMPLATE_NAME) if template is None else Path(template)
     template_text = source.read_text(encoding="utf-8")
     metric_rows = [(result.metric_name, result.metric_value) for result in eval_results]
@@ -328,7 +320,7 @@ __all__ = [
     "infer_dataset_name",
     "load_hub_config",
     "model_index_results",
-    "preset_for",
+    "hub_preset_for",
     "push_model",
     "read_metrics",
     "write_model_card",

@@ -1,107 +1,17 @@
 """What the Hub side knows about data sets and named configs: licences, descriptions and citations of the data sets
-(:data:`DATASETS`), the named TD-DETR configs with their feature descriptions (:data:`HUB_PRESETS`), and which metrics
+(:data:`DATASETS`, from :data:`td_detr.registry.DATA_SETS`), the named TD-DETR configs with their feature descriptions (:data:`HUB_PRESETS`), and which metrics
 go into a model card's model-index (:data:`MODEL_INDEX_METRICS`). Data only; :mod:`td_detr.hub` uses it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .configuration_td_detr import TDDetrConfig
+from .registry import DATA_SETS, DATASET_ALIASES, DatasetInfo  # noqa: F401  (DatasetInfo: re-exported)
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a model card says about a training data set."""
-
-    pretty_name: str
-    dataset_type: str  # model-index `dataset.type`
-    eval_split: str  # split the reported metrics come from
-    has_highlights: bool
-    license: str  # Hub licence id for the weights trained on it
-    license_name: str | None
-    license_link: str | None
-    description: str
-    citation: str
-
-
-DATASETS = {
-    "qvhighlights": DatasetInfo(
-        pretty_name="QVHighlights",
-        dataset_type="qvhighlights",
-        eval_split="val",
-        has_highlights=True,
-        license="cc-by-nc-sa-4.0",
-        license_name=None,
-        license_link=None,
-        description=(
-            "QVHighlights (Lei et al., NeurIPS 2021): over 10,000 natural-language queries on about 150-s clips of "
-            "YouTube vlog and news videos, each with one or more relevant windows and 5-point saliency scores from "
-            "3 annotators on 2-s clips. Standard Moment-DETR splits: train 7,218 / val 1,550 / test 1,542 queries. "
-            "The annotations are released under **CC BY-NC-SA 4.0** (non-commercial, share-alike); the videos belong "
-            "to their YouTube owners. These weights are derived from that data, so they carry the same licence."
-        ),
-        citation=(
-            "@inproceedings{lei2021qvhighlights,\n"
-            "  title     = {QVHighlights: Detecting Moments and Highlights in Videos via Natural Language Queries},\n"
-            "  author    = {Lei, Jie and Berg, Tamara L. and Bansal, Mohit},\n"
-            "  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},\n"
-            "  year      = {2021}\n"
-            "}"
-        ),
-    ),
-    "charades_sta": DatasetInfo(
-        pretty_name="Charades-STA",
-        dataset_type="charades-sta",
-        eval_split="test",
-        has_highlights=False,
-        license="other",
-        license_name="charades-non-commercial",
-        license_link="https://prior.allenai.org/projects/charades",
-        description=(
-            "Charades-STA (Gao et al., ICCV 2017): sentence-level temporal annotations (one window per query; "
-            "12,404 train / 3,720 test queries) on Charades indoor activity videos (Sigurdsson et al., ECCV 2016). "
-            "There are no saliency labels: the saliency head is trained with pseudo-labels from the window. "
-            "Charades is distributed by the Allen Institute for AI for **non-commercial research use only**; check "
-            "its licence before using these weights."
-        ),
-        citation=(
-            "@inproceedings{gao2017tall,\n"
-            "  title     = {TALL: Temporal Activity Localization via Language Query},\n"
-            "  author    = {Gao, Jiyang and Sun, Chen and Yang, Zhenheng and Nevatia, Ram},\n"
-            "  booktitle = {Proceedings of the IEEE International Conference on Computer Vision (ICCV)},\n"
-            "  year      = {2017}\n"
-            "}"
-        ),
-    ),
-    "synthetic": DatasetInfo(
-        pretty_name="td-detr synthetic",
-        dataset_type="td-detr-synthetic",
-        eval_split="validation",
-        has_highlights=True,
-        license="mit",
-        license_name=None,
-        license_link=None,
-        description=(
-            "The synthetic data set that `td-detr make-synthetic` generates (deterministic by seed): clip features "
-            "in which an action's signature marks the moment, queries whose tokens name the action, annotator-style "
-            "saliency. A demonstration and test bed only: these weights are not useful on real videos."
-        ),
-        citation="",
-    ),
-    "custom": DatasetInfo(
-        pretty_name="custom data set",
-        dataset_type="custom",
-        eval_split="validation",
-        has_highlights=True,
-        license="other",
-        license_name="see-training-data",
-        license_link=None,
-        description="A data set in the standard (QVHighlights) layout supplied by the user; check its licence.",
-        citation="",
-    ),
-}
-DATASET_ALIASES = {"qvh": "qvhighlights", "charades": "charades_sta", "charades-sta": "charades_sta"}
+# Model-card facts per data set (licence, description, citation) live in the registry with everything else about it.
+DATASETS = {name: entry.card for name, entry in DATA_SETS.items()}
 
 SLOWFAST_CLIP_VIDEO = "SlowFast R-50 (2304-d) + CLIP ViT-B/32 (512-d), each L2-normalised, concatenated (2816-d)"
 CLIP_TEXT = "CLIP ViT-B/32 text tower, last hidden state per token (512-d)"
@@ -109,9 +19,9 @@ CLIP_TEXT = "CLIP ViT-B/32 text tower, last hidden state per token (512-d)"
 
 @dataclass(frozen=True)
 class HubPreset:
-    """A named TD-DETR configuration and what its model card says about it."""
+    """A named TD-DETR configuration and what its model card says about it: the data set's model settings
+    (`td_detr.registry`) with `model` (e.g. other feature sizes) on top."""
 
-    make_config: Callable[[], TDDetrConfig]
     dataset_name: str
     summary: str
     video_features: str
@@ -120,11 +30,14 @@ class HubPreset:
     # What the TD-DETR paper reports for this setting, {where: {metric: value}}; shown for reference in the card,
     # never put in the model-index (they are not results of the checkpoint).
     paper_results: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+
+    def make_config(self) -> TDDetrConfig:
+        return TDDetrConfig.for_data_set(self.dataset_name, **self.model)
 
 
 HUB_PRESETS = {
     "td-detr-qvh": HubPreset(
-        make_config=TDDetrConfig,
         dataset_name="qvhighlights",
         summary="QVHighlights, SlowFast+CLIP features, the paper's TD-DETR (TDDetrConfig defaults; the official run's "
                 "hyper-parameters).",
@@ -138,7 +51,6 @@ HUB_PRESETS = {
         },
     ),
     "td-detr-charades": HubPreset(
-        make_config=TDDetrConfig.charades_sta,
         dataset_name="charades_sta",
         summary="Charades-STA, SlowFast+CLIP features, the official Charades hyper-parameters "
                 "(TDDetrConfig.charades_sta()).",
@@ -147,7 +59,7 @@ HUB_PRESETS = {
         paper_results={"Charades-STA test (Table 2, mean of 3 runs)": {"R1@0.5": 60.89, "R1@0.7": 40.35}},
     ),
     "td-detr-qvh-internvideo2": HubPreset(
-        make_config=lambda: TDDetrConfig(video_feature_size=768, text_feature_size=4096),
+        model=dict(video_feature_size=768, text_feature_size=4096),
         dataset_name="qvhighlights",
         summary="QVHighlights, InternVideo2 video + LLaMA text features (paper Table S3), otherwise the QVHighlights "
         "settings.",
@@ -169,7 +81,7 @@ HUB_PRESETS = {
         },
     ),
     "td-detr-qvh-clip": HubPreset(
-        make_config=lambda: TDDetrConfig(video_feature_size=512, text_feature_size=512),
+        model=dict(video_feature_size=512, text_feature_size=512),
         dataset_name="qvhighlights",
         summary="QVHighlights, CLIP-only features (for the raw-video pipeline), otherwise the QVHighlights settings.",
         video_features="CLIP ViT-B/32 image embedding per 2-s clip (512-d); the model appends the 2 TEF channels",

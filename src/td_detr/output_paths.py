@@ -15,16 +15,21 @@ def _first_existing(path: Path) -> Path:
     return path
 
 
-def check_writable_dir(path: str | os.PathLike, flag: str) -> Path:
-    """``path`` is a writable folder, or can be created: its closest existing ancestor is a writable folder."""
-    path = Path(path).absolute()
-    if path.exists() and not path.is_dir():
-        raise TDDetrInputError(f"{flag} {path}: exists and is not a folder")
+def _check_creatable(path: Path, flag: str) -> None:
+    """The closest existing ancestor of ``path`` is a writable folder, so ``path`` can be created."""
     existing = _first_existing(path)
     if not existing.is_dir():
         raise TDDetrInputError(f"{flag} {path}: cannot be created, {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise TDDetrInputError(f"{flag} {path}: {existing} is not writable")
+
+
+def check_writable_dir(path: str | os.PathLike, flag: str) -> Path:
+    """``path`` is a writable folder, or can be created: its closest existing ancestor is a writable folder."""
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise TDDetrInputError(f"{flag} {path}: exists and is not a folder")
+    _check_creatable(path, flag)
     return path
 
 
@@ -37,7 +42,7 @@ def check_writable_file(path: str | os.PathLike, flag: str) -> Path:
         if not os.access(path, os.W_OK):
             raise TDDetrInputError(f"{flag} {path}: is not writable")
         return path
-    check_writable_dir(path.parent, flag)
+    _check_creatable(path, flag)
     return path
 
 

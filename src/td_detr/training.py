@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from torch.utils.data import DataLoader
@@ -28,46 +28,14 @@ from transformers.trainer_utils import EvalLoopOutput
 from .data.ground_truth import ground_truth_records
 from .inference import predict_batches
 from .metrics import evaluate_submission
+from .registry import DATA_SETS, TrainingPreset
 
 
 WEIGHT_DECAY_SCOPES = ("all", "weights")
 
 
-@dataclass(frozen=True)
-class TrainingPreset:
-    """Optimisation settings of one data set.
-
-    `epochs` / `lr_drop_epochs` count epochs of `passes_per_epoch` passes over the training rows (module docstring);
-    the learning rate is multiplied by `lr_gamma` every `lr_drop_epochs` epochs (`None`: never).
-    `weight_decay_scope`: `"all"` (official: AdamW decays every parameter) or `"weights"` (the `Trainer`'s default:
-    biases and LayerNorm weights exempt)."""
-
-    learning_rate: float
-    weight_decay: float
-    batch_size: int
-    eval_batch_size: int
-    epochs: int
-    lr_drop_epochs: int | None
-    lr_gamma: float
-    max_grad_norm: float
-    best_metric: str
-    seed: int = 2018
-    passes_per_epoch: int = 2
-    weight_decay_scope: str = "all"
-
-
-TRAINING_PRESETS = {
-    # Official TD-DETR QVHighlights script (td_detr/scripts/train.sh): 200 epochs of 2N entries, bsz 32, lr 1e-4
-    # dropped ×0.1 every 80 epochs, AdamW wd 1e-4 on every parameter, grad-norm clip 0.1, evaluation every epoch,
-    # best by val MR-full-mAP.
-    "qvhighlights": TrainingPreset(1e-4, 1e-4, 32, 100, 200, 80, 0.1, 0.1, "MR-full-mAP"),
-    # Official TD-DETR Charades-STA script: 100 epochs of 2N entries, lr 2e-4, no drop within the run (lr_drop 400),
-    # bsz 32, grad clip 0.1; selection by R1@0.7 on the evaluation file.
-    "charades_sta": TrainingPreset(2e-4, 1e-4, 32, 32, 100, None, 0.1, 0.1, "MR-full-R1@0.7"),
-    # The embedded synthetic default: a small model that reaches clear metrics in a few CPU minutes (lr 1e-3: at
-    # 3e-4 it barely moves within a few hundred steps; measured on the synthetic data). One pass per epoch.
-    "synthetic": TrainingPreset(1e-3, 1e-4, 32, 64, 20, 15, 0.1, 1.0, "MR-full-mAP", seed=0, passes_per_epoch=1),
-}
+# The per-data-set presets (td_detr.registry.DATA_SETS); "custom" data trains with the QVHighlights settings.
+TRAINING_PRESETS = {name: entry.training for name, entry in DATA_SETS.items()}
 
 # Every training-side behaviour of the official run (model side: `configuration_td_detr.OFFICIAL_TD_DETR`); the
 # real-data presets already have them, `td-detr train --official` sets them on any preset.
@@ -240,7 +208,7 @@ def _has_ground_truth(dataset) -> bool:
 def preset_for(dataset_name: str, official: bool = False) -> TrainingPreset:
     """The training preset of a data set; data in the standard layout without a preset of its own ("custom") trains
     with the QVHighlights settings. `official`: with every :data:`OFFICIAL_TRAINING` setting."""
-    preset = TRAINING_PRESETS.get(dataset_name, TRAINING_PRESETS["qvhighlights"])
+    preset = DATA_SETS.get(dataset_name, DATA_SETS["custom"]).training
     return official_preset(preset) if official else preset
 
 
@@ -251,12 +219,7 @@ def model_config_for(dataset_name: str, settings, base=None, pretrained: bool = 
     from .errors import TDDetrInputError
 
     if base is None:
-        if dataset_name == "charades_sta":
-            base = TDDetrConfig.charades_sta()
-        elif dataset_name == "synthetic":
-            base = synthetic_model_config()
-        else:
-            base = TDDetrConfig()
+        base = TDDetrConfig.for_data_set(dataset_name if dataset_name in DATA_SETS else "custom")
     config = TDDetrConfig.from_dict(base.to_dict())
     video_size, text_size = sum(settings.video_feature_dims), settings.text_feature_dim
     if pretrained and (config.video_feature_size, config.text_feature_size) != (video_size, text_size):
@@ -273,14 +236,7 @@ def model_config_for(dataset_name: str, settings, base=None, pretrained: bool = 
 
 
 def synthetic_model_config():
-    """A small TD-DETR for the embedded synthetic data: same architecture, narrower and shallower, so that the
-    default job trains in minutes on two CPU cores. Dropout inside the transformer is off: with torch's dropout,
-    sampling the masks was about 40% of this model's CPU step (td_detr.dropout has since made masks ~3x cheaper),
-    and the synthesizer already augments every batch. It keeps the originals in the batch (1.5·B rows a step instead
-    of the paper's 2·B, a quarter cheaper), as the ablations in docs/RESULTS.md were run."""
+    """The model of the embedded synthetic data set (`td_detr.registry.DATA_SETS["synthetic"]`: why it is small)."""
     from .configuration_td_detr import TDDetrConfig
 
-    return TDDetrConfig(
-        hidden_size=64, num_attention_heads=4, ffn_dim=128, t2v_layers=2, encoder_layers=2, decoder_layers=2,
-        dropout=0.0, input_dropout=0.1, synthesis_keep_originals=True,
-    )
+    return TDDetrConfig.for_data_set("synthetic")

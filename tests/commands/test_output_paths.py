@@ -79,7 +79,7 @@ def test_plot_paths_are_checked_before_loading_the_model(workspace, tmp_path, ca
     missing_model = tmp_path / "no-model"  # never reached: the plot path is checked first
     assert main(["predict", "--model", str(missing_model), "--video-features", "v.npz", "--text-features", "t.npz",
                  "--plot", str(blocker / "plot.png")]) == 2
-    assert "--plot" in capsys.readouterr().err
+    assert f"--plot {blocker / 'plot.png'}: cannot be created, {blocker} is a file" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(missing_model), "--dataset", "synthetic", "--data-dir", str(data),
                  "--output-dir", str(tmp_path / "eval"), "--plot", str(tmp_path)]) == 2
     assert "--plot" in capsys.readouterr().err and not (tmp_path / "eval").exists()

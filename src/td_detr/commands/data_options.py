@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TDDetrInputError
+from ..registry import DATA_SETS
+
+# The embedded synthetic set, then every data set with files of its own (td_detr.registry).
+DATASET_CHOICES = ("synthetic", *(name for name, entry in DATA_SETS.items() if entry.builder))
 
 DEFAULT_SYNTHETIC_DIR = "td-detr-data/synthetic"
 EVAL_SPLIT_PREFERENCE = ("validation", "val", "test")
@@ -16,7 +20,7 @@ EVAL_SPLIT_PREFERENCE = ("validation", "val", "test")
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data (default: the embedded synthetic data set)")
     group.add_argument(
-        "--dataset", choices=("synthetic", "qvhighlights", "charades_sta"), default=None,
+        "--dataset", choices=DATASET_CHOICES, default=None,
         help="a known data set; with qvhighlights / charades_sta give --data-dir laid out as the official repos",
     )
     group.add_argument("--data-dir", help="folder of the data set (for --dataset, or any folder in the standard layout)")

@@ -42,6 +42,7 @@ from datasets.data_files import DataFilesDict, DataFilesList
 from datasets.exceptions import DatasetGenerationError
 
 from ..errors import TDDetrInputError
+from ..registry import DATA_SETS
 from . import layout
 from .layout import (
     TEXT_FEATURE_KEY,
@@ -268,32 +269,8 @@ class MomentRetrievalBuilder(datasets.GeneratorBasedBuilder):
     """
 
     BUILDER_CONFIG_CLASS = MomentRetrievalConfig
-    BUILDER_CONFIGS = [
-        MomentRetrievalConfig(
-            name="qvhighlights",
-            description="QVHighlights: 2 s clips, SlowFast+CLIP video features, CLIP text features, saliency scores.",
-            annotation_files={
-                "train": "highlight_train_release.jsonl",
-                "validation": "highlight_val_release.jsonl",
-                "test": ["highlight_test_with_gt.jsonl", "highlight_test_release.jsonl"],
-            },
-            clip_length=2.0,
-            max_video_length=75,
-            max_query_length=32,
-            with_saliency=True,
-        ),
-        MomentRetrievalConfig(
-            name="charades_sta",
-            description="Charades-STA (QD-DETR-family JSONL): 1 s clips, one window per query, no saliency.",
-            annotation_files={
-                "train": "charades_sta_train_tvr_format.jsonl",
-                "test": "charades_sta_test_tvr_format.jsonl",
-            },
-            clip_length=1.0,
-            max_video_length=NO_LIMIT,
-            max_query_length=100,
-            with_saliency=False,
-        ),
+    BUILDER_CONFIGS = [  # one per data set with files of its own (td_detr.registry), then the any-layout config
+        *(MomentRetrievalConfig(name=name, **entry.builder) for name, entry in DATA_SETS.items() if entry.builder),
         MomentRetrievalConfig(
             name="layout",
             description="Any data set in the standard layout (files and clip length: arguments or dataset_info.json)",
