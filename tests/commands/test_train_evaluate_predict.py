@@ -69,7 +69,8 @@ def test_predict_prints_ranked_windows(trained, workspace, capsys):
         (["train", "--lr-drop", "0"], "--lr-drop 0"),
     ],
 )
-def test_bad_input_exits_2_with_a_message(arguments, message, capsys):
+def test_bad_input_exits_2_with_a_message(arguments, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the repository root, where the README's main job leaves td-detr-runs/synthetic
     assert main(arguments) == 2
     assert message in capsys.readouterr().err
 

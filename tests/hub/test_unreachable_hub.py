@@ -14,7 +14,9 @@ from td_detr.cli import main
 from hub_test_utils import populate_hf_cache, tiny_model
 
 
-def test_mistyped_config_lists_the_hub_configs_without_network(monkeypatch, capsys):
+def test_mistyped_config_lists_the_hub_configs_without_network(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)  # not the repository root, where the README's main job leaves td-detr-runs/synthetic
+
     def no_network(*args, **kwargs):
         raise AssertionError("the network was used")
 
