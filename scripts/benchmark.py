@@ -140,6 +140,16 @@ def load_script(name: str):
     return module
 
 
+# `--clock cpu`: every timing is CPU seconds of the measuring process (`time.process_time`), ours and the official
+# code's alike. On a machine shared with other work a process gets a varying share of the cores, which moves wall
+# times by tens of percent between processes; with 1 thread its CPU time per step barely moves.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS["wall"]
+# Runs the official driver with its `time.perf_counter` reading CPU time (the driver itself is not edited).
+CPU_CLOCK_BOOT = ("import runpy, sys, time; time.perf_counter = time.process_time; sys.argv = sys.argv[1:]; "
+                  "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
 def timed(fn, repeats: int, warmup: int) -> tuple[list[float], object]:
     """Seconds of each measured call (after `warmup` unmeasured calls) and the last result."""
     result = None
@@ -147,9 +157,9 @@ def timed(fn, repeats: int, warmup: int) -> tuple[list[float], object]:
         result = fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         result = fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return times, result
 
 
@@ -218,9 +228,9 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
     collate_times, seen = [], []
 
     def step():
-        start = time.perf_counter()
+        start = clock()
         batch = train_collator(rows)
-        collate_times.append(time.perf_counter() - start)
+        collate_times.append(clock() - start)
         batch.pop("meta")
         seen.append(batch["video_features"].shape[0])
         loss = run(**batch).loss
@@ -287,7 +297,8 @@ def _run_worker(key: str, command: list[str], threads: int, marker: str = "") ->
 def measure_in_fresh_process(key: str, mode: str, size_name: str, threads: int, dropout_implementation: str) -> dict:
     """Run :func:`measure_config` in a new interpreter."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--worker-mode", mode,
-               "--worker-size", size_name, "--threads", str(threads), "--dropout-implementation", dropout_implementation]
+               "--worker-size", size_name, "--threads", str(threads), "--dropout-implementation", dropout_implementation,
+               "--clock", "cpu" if clock is CLOCKS["cpu"] else "wall"]
     return _run_worker(key, command, threads)[0]
 
 
@@ -295,7 +306,8 @@ def measure_official(key: str, source: Path, driver: Path, size: dict, repeats: 
     """The official model of `OFFICIAL[key]`, measured by the official-code driver in its own process (its training
     step: forward, criterion, weighted loss, backward, clip 0.1, AdamW on pre-collated batches), in our figures."""
     label, variant = OFFICIAL[key]
-    command = [sys.executable, str(driver), "--src", str(source), "--child", variant, "--threads", str(threads),
+    boot = ["-c", CPU_CLOCK_BOOT] if clock is CLOCKS["cpu"] else []
+    command = [sys.executable, *boot, str(driver), "--src", str(source), "--child", variant, "--threads", str(threads),
                # the driver's generated windows need QVHighlights-length videos: 75 clips even in the dry run
                "--bsz", str(size["batch"]), "--clips", str(max(size["clips"], 75)), "--warmup", str(repeats["warmup"]),
                "--train-steps", str(repeats["train"]), "--latency-iters", str(repeats["infer_b1"]),
@@ -419,6 +431,8 @@ def print_report(results: dict) -> None:
               f"{f['train_step_s']:7.3f} {f['train_step_min_s']:6.2f} {collate} "
               f"{f['train_samples_per_s']:7.1f} {f['original_samples_per_s']:7.1f} {f['infer_b1_ms']:7.1f} "
               f"{f['infer_b32_samples_per_s']:7.1f} {f['peak_rss_inference_mb']:6.0f}MB {f['peak_rss_training_mb']:7.0f}MB")
+    if settings.get("clock") == "cpu":
+        print("times are CPU seconds of each measuring process (--clock cpu), not wall seconds")
     print(f"our configs: dropout_implementation={settings['dropout_implementation']}; official step = the official "
           "train loop's (pre-collated batches), ours includes collate")
     for key, result in results["configs"].items():
@@ -457,7 +471,8 @@ def run_benchmark(mode: str, threads: int, in_process: bool, rounds: int = 1, of
         settings=dict(mode=mode, batch=size["batch"], clips=size["clips"], tokens=size["tokens"],
                       video_dim=sum(size["video_dims"]), text_dim=size["text_dim"], repeats=repeats, rounds=rounds,
                       memory="fresh process per config" if not in_process else "one process (peaks cumulative)",
-                      dropout_implementation=dropout_implementation, official_src=str(official_src or "")),
+                      dropout_implementation=dropout_implementation, official_src=str(official_src or ""),
+                      clock="cpu" if clock is CLOCKS["cpu"] else "wall"),
         load_average_before=list(os.getloadavg()),
         configs={},
     )
@@ -538,6 +553,9 @@ def main(argv=None) -> int:
                         help="also measure every config of ours under torch.compile (compile time reported apart)")
     parser.add_argument("--dropout-implementation", choices=("torch", "fast_cpu"), default="fast_cpu",
                         help="TDDetrConfig.dropout_implementation of our configs (default fast_cpu)")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="time in wall seconds (default) or in CPU seconds of the measuring process (ours and the "
+                             "official code's alike; steadier on a shared machine, meaningful with --threads 1)")
     parser.add_argument("--configs", type=lambda text: text.split(","), default=None,
                         help=f"comma list of our configs to measure (default all: {','.join(CONFIGS)})")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
@@ -545,6 +563,8 @@ def main(argv=None) -> int:
     parser.add_argument("--worker-mode", choices=list(REPEATS), help=argparse.SUPPRESS)
     parser.add_argument("--worker-size", choices=list(SIZES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     unknown = sorted(set(args.configs or []) - set(CONFIGS))

@@ -182,3 +182,15 @@ def test_official_source_must_exist(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--official-src", str(tmp_path / "nowhere")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--official-src" in done.stderr and "not found" in done.stderr
+
+
+def test_cpu_clock_boot_makes_the_official_driver_time_cpu_seconds(tmp_path):
+    """`--clock cpu` starts the official driver through CPU_CLOCK_BOOT: its perf_counter reads process CPU time, and
+    it still sees its own path and arguments."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("import sys, time\nprint(time.perf_counter is time.process_time, sys.argv[0].endswith('probe.py'),"
+                     " sys.argv[1:], __name__)\n")
+    module = load_script("benchmark")
+    done = subprocess.run([sys.executable, "-c", module.CPU_CLOCK_BOOT, str(probe), "--child", "2x2"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split("\n")[0] == "True True ['--child', '2x2'] __main__", done.stderr
