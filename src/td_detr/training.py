@@ -28,13 +28,14 @@ from transformers.trainer_utils import EvalLoopOutput
 from .data.ground_truth import ground_truth_records
 from .inference import predict_batches
 from .metrics import evaluate_submission
-from .registry import DATA_SETS, TrainingPreset
+from .registry import DATA_SETS, SizeTier, TrainingPreset, size_tier
 
 
 WEIGHT_DECAY_SCOPES = ("all", "weights")
 
 
-# The per-data-set presets (td_detr.registry.DATA_SETS); "custom" data trains with the QVHighlights settings.
+# The per-data-set presets (td_detr.registry.DATA_SETS); "custom" data trains with its size tier's settings
+# (td_detr.registry.CUSTOM_SIZE_TIERS, `preset_for(..., num_queries=N)`), the QVHighlights ones without N.
 TRAINING_PRESETS = {name: entry.training for name, entry in DATA_SETS.items()}
 
 # Every training-side behaviour of the official run (model side: `configuration_td_detr.OFFICIAL_TD_DETR`); the
@@ -205,20 +206,33 @@ def _has_ground_truth(dataset) -> bool:
     return bool(first)
 
 
-def preset_for(dataset_name: str, official: bool = False) -> TrainingPreset:
+def custom_tier(dataset_name: str, num_queries: int | None) -> SizeTier | None:
+    """The size tier (`td_detr.registry.CUSTOM_SIZE_TIERS`) of custom data with `num_queries` training queries; None
+    for a data set with an entry of its own, or when the number is not given."""
+    is_custom = DATA_SETS.get(dataset_name, DATA_SETS["custom"]) is DATA_SETS["custom"]
+    return size_tier(num_queries) if is_custom and num_queries is not None else None
+
+
+def preset_for(dataset_name: str, official: bool = False, num_queries: int | None = None) -> TrainingPreset:
     """The training preset of a data set; data in the standard layout without a preset of its own ("custom") trains
-    with the QVHighlights settings. `official`: with every :data:`OFFICIAL_TRAINING` setting."""
-    preset = DATA_SETS.get(dataset_name, DATA_SETS["custom"]).training
+    with its size tier's settings (given `num_queries`; without it, the QVHighlights settings). `official`: with
+    every :data:`OFFICIAL_TRAINING` setting."""
+    tier = custom_tier(dataset_name, num_queries)
+    preset = tier.training if tier else DATA_SETS.get(dataset_name, DATA_SETS["custom"]).training
     return official_preset(preset) if official else preset
 
 
-def model_config_for(dataset_name: str, settings, base=None, pretrained: bool = False):
-    """The model config for a data set: `base` (a hub / saved config) or the data set's default, with feature sizes,
-    clip length and length caps taken from the data. A pretrained model must match the data's feature sizes."""
+def model_config_for(dataset_name: str, settings, base=None, pretrained: bool = False, num_queries: int | None = None):
+    """The model config for a data set: `base` (a hub / saved config) or the data set's default (custom data: its
+    size tier's, given `num_queries`), with feature sizes, clip length and length caps taken from the data. A
+    pretrained model must match the data's feature sizes."""
     from .configuration_td_detr import TDDetrConfig
     from .errors import TDDetrInputError
 
-    if base is None:
+    tier = custom_tier(dataset_name, num_queries)
+    if base is None and tier is not None:
+        base = TDDetrConfig.for_data_set("custom", **tier.model)
+    elif base is None:
         base = TDDetrConfig.for_data_set(dataset_name if dataset_name in DATA_SETS else "custom")
     config = TDDetrConfig.from_dict(base.to_dict())
     video_size, text_size = sum(settings.video_feature_dims), settings.text_feature_dim

@@ -1,9 +1,10 @@
 """What `td-detr train` prints: one aligned line per evaluation (epoch, training loss, R1@0.5, R1@0.7, mAP, best so
 far) instead of the Trainer's dicts, and the closing table (which epoch was kept, selected on which split, and the
-held-out split's numbers when there is one)."""
+held-out split's numbers when there is one), and an estimate of the run's time after its first steps."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
@@ -82,3 +83,44 @@ def final_table(kept: EpochRow | None, selection_split: str | None, selection: d
         lines.append(f"{held_out_split:<12}{'held out: the number to report':<34}"
                      + "".join(_number(held_out.get(key), 9) for _, key in COLUMNS))
     return "\n".join(lines)
+
+
+class TimeEstimateCallback(TrainerCallback):
+    """Prints how long the run's remaining optimizer steps will take, at the pace of `measured_steps` steps timed
+    after the first (which pays for warm-up); a step with an evaluation or a checkpoint before it is not timed (those
+    come on top of the estimate). Printed once, when enough steps were timed or at the last step."""
+
+    def __init__(self, measured_steps: int = 5):
+        self.measured_steps = measured_steps
+        self._last: float | None = None  # clock at the end of the previous step
+        self._timed: list[float] = []
+        self._interrupted = self._done = False
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._interrupted = True
+
+    def on_save(self, args, state, control, **kwargs):
+        self._interrupted = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        if self._last is not None and not self._interrupted:
+            self._timed.append(now - self._last)
+        self._last, self._interrupted = now, False
+        last_step = state.global_step >= state.max_steps
+        if self._done or not self._timed or not state.is_world_process_zero:
+            return
+        if len(self._timed) >= self.measured_steps or last_step:
+            self._done = True
+            per_step = sum(self._timed) / len(self._timed)
+            remaining = state.max_steps - state.global_step
+            tqdm.write(f"time estimate: {per_step:.2f} s per step, ~{_duration(per_step * remaining)} for the "
+                       f"remaining {remaining} of {state.max_steps} steps (evaluations and checkpoints extra)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

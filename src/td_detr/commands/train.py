@@ -112,7 +112,8 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     from ..modeling_td_detr import TDDetrForMomentRetrieval
     from ..processing_td_detr import OFFICIAL_PROCESSING, TDDetrProcessor
     from ..run_folder import CompleteCheckpointCallback, run_fingerprint
-    from ..training import TDDetrTrainer, preset_for, model_config_for, training_arguments
+    from ..training import TDDetrTrainer, custom_tier, model_config_for, preset_for, training_arguments
+    from ..training_report import TimeEstimateCallback
     from .model_loading import load_config_or_model
 
     if args.lr_drop is not None and args.lr_drop < 1:
@@ -127,10 +128,13 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     threads = args.threads or (1 if data.name == "synthetic" and not args.config else None)
     if threads:
         torch.set_num_threads(threads)
-    preset = preset_for(data.name, official=args.official)
+    num_queries = len(data.splits["train"])
+    tier = custom_tier(data.name, num_queries)
+    preset = preset_for(data.name, official=args.official, num_queries=num_queries)
     seed = preset.seed if args.seed is None else args.seed
 
-    config = model_config_for(data.name, data.settings, base=base_config, pretrained=pretrained is not None)
+    config = model_config_for(data.name, data.settings, base=base_config, pretrained=pretrained is not None,
+                              num_queries=num_queries)
     if args.official:
         config = TDDetrConfig.official_td_detr(base=config)
     apply_ablations(config, args)
@@ -184,7 +188,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         data_collator=train_collator,
         eval_data_collator=eval_collator,
         processing_class=processor,
-        callbacks=[CompleteCheckpointCallback(run)],
+        callbacks=[CompleteCheckpointCallback(run), TimeEstimateCallback()],
         **schedule,
     )
     report = use_epoch_report(trainer, preset.best_metric, data.eval_split)
@@ -192,9 +196,11 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         world = f", world size {training_args.world_size}" if training_args.world_size > 1 else ""
         plan = trainer.planned_schedule()
         drops = ", ".join(map(str, plan["lr_drop_steps"])) or "none"
+        print(preset_line(data.name, tier, num_queries, args))
+        epochs = plan["total_steps"] / plan["steps_per_epoch"]
         print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {data.name} "
-              f"({len(data.splits['train'])} queries × {preset.passes_per_epoch} passes per epoch{world}): "
-              f"{plan['total_steps']} steps ({plan['steps_per_epoch']} per epoch), LR drops at steps {drops}; "
+              f"({num_queries} queries × {preset.passes_per_epoch} passes per epoch{world}): {epochs:g} epochs, "
+              f"{plan['total_steps']} optimizer steps ({plan['steps_per_epoch']} per epoch), LR drops at steps {drops}; "
               f"output: {output_dir}")
         print(data_locations(data, args.cache_dir))
         if resume:
@@ -228,6 +234,18 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
             (output_dir / "test_metrics.json").write_text(json.dumps({"split": held_out_split, **held_out}, indent=2))
         print(f"\nsaved to {output_dir}")
     return 0
+
+
+def preset_line(name: str, tier, num_queries: int, args) -> str:
+    """Which preset the run uses and which flags replaced parts of it."""
+    if tier is None:
+        line = f"preset: {name}"
+    else:
+        bound = f"N < {tier.below:,}" if tier.below else "the largest tier"
+        line = f"preset: custom-{tier.name} (N = {num_queries:,} training queries, {bound}; README 'Training on your own data')"
+    overridden = [flag for flag, value in (("--config", args.config), ("--epochs", args.epochs),
+                                           ("--max-steps", args.max_steps)) if value is not None]
+    return line + (f"; overridden by {', '.join(overridden)}" if overridden else "")
 
 
 def data_locations(data, cache_dir) -> str:
