@@ -205,7 +205,8 @@ class SizeTier:
 
 
 # Custom data (own layout, --train-file / --eval-file): model size and schedule chosen from N, the number of training
-# queries. The one table of these settings; the README's copy is `size_table()`'s output, checked by a test.
+# queries. The one table of these settings; the README's copy is `td_detr.training.size_table()`'s output, checked
+# by a test.
 #   small:  2.3 M parameters with QVHighlights features (paper model: 15 M), 128 wide, and 150 epochs, so 18 queries
 #           still get 300 optimizer steps and 999 queries ~9,500 steps: minutes on a CPU, not the paper's hours;
 #           lr 5e-4 between the demo's 1e-3 (64 wide) and the paper's 1e-4 (256 wide), dropped once at epoch 120.
@@ -213,10 +214,12 @@ class SizeTier:
 #   large:  the paper model with the QVHighlights schedule (7,218 training queries there), as all custom data had.
 CUSTOM_SIZE_TIERS = (
     SizeTier("small", 1_000,
-             dict(hidden_size=128, num_attention_heads=4, ffn_dim=512, t2v_layers=2, encoder_layers=2, decoder_layers=2),
+             dict(hidden_size=128, num_attention_heads=4, ffn_dim=512,
+                  t2v_layers=2, encoder_layers=2, decoder_layers=2),
              TrainingPreset(5e-4, 1e-4, 32, 64, 150, 120, 0.1, 0.1, "MR-full-mAP")),
     SizeTier("medium", 5_000,
-             dict(hidden_size=256, num_attention_heads=8, ffn_dim=1024, t2v_layers=2, encoder_layers=2, decoder_layers=2),
+             dict(hidden_size=256, num_attention_heads=8, ffn_dim=1024,
+                  t2v_layers=2, encoder_layers=2, decoder_layers=2),
              TrainingPreset(2e-4, 1e-4, 32, 64, 100, None, 0.1, 0.1, "MR-full-mAP")),
     SizeTier("large", None, {}, _QVHIGHLIGHTS_TRAINING),
 )
@@ -225,23 +228,6 @@ CUSTOM_SIZE_TIERS = (
 def size_tier(num_queries: int) -> SizeTier:
     """The :data:`CUSTOM_SIZE_TIERS` row for custom data with `num_queries` training queries."""
     return next(tier for tier in CUSTOM_SIZE_TIERS if tier.below is None or num_queries < tier.below)
-
-
-def size_table() -> str:
-    """:data:`CUSTOM_SIZE_TIERS` as a Markdown table (the README shows it)."""
-    from .configuration_td_detr import TDDetrConfig
-
-    lines = ["| preset | training queries N | hidden size | T2V / encoder / decoder layers | epochs | learning rate |",
-             "|---|---|---|---|---|---|"]
-    low = 0
-    for tier in CUSTOM_SIZE_TIERS:
-        span = f"{low:,} ≤ N < {tier.below:,}" if tier.below else f"N ≥ {low:,}"
-        config, preset = TDDetrConfig(**tier.model), tier.training
-        layers = f"{config.t2v_layers} / {config.encoder_layers} / {config.decoder_layers}"
-        lines.append(f"| custom-{tier.name} | {span} | {config.hidden_size} | {layers} | {preset.epochs} | "
-                     f"{preset.learning_rate:g} |")
-        low = tier.below or low
-    return "\n".join(lines)
 
 
 DATASET_ALIASES = {"qvh": "qvhighlights", "charades": "charades_sta", "charades-sta": "charades_sta"}

@@ -28,7 +28,7 @@ from transformers.trainer_utils import EvalLoopOutput
 from .data.ground_truth import ground_truth_records
 from .inference import predict_batches
 from .metrics import evaluate_submission
-from .registry import DATA_SETS, SizeTier, TrainingPreset, size_tier
+from .registry import CUSTOM_SIZE_TIERS, DATA_SETS, SizeTier, TrainingPreset, size_tier
 
 
 WEIGHT_DECAY_SCOPES = ("all", "weights")
@@ -211,6 +211,23 @@ def custom_tier(dataset_name: str, num_queries: int | None) -> SizeTier | None:
     for a data set with an entry of its own, or when the number is not given."""
     is_custom = DATA_SETS.get(dataset_name, DATA_SETS["custom"]) is DATA_SETS["custom"]
     return size_tier(num_queries) if is_custom and num_queries is not None else None
+
+
+def size_table() -> str:
+    """:data:`td_detr.registry.CUSTOM_SIZE_TIERS` as a Markdown table (the README shows it)."""
+    from .configuration_td_detr import TDDetrConfig
+
+    lines = ["| preset | training queries N | hidden size | T2V / encoder / decoder layers | epochs | learning rate |",
+             "|---|---|---|---|---|---|"]
+    low = 0
+    for tier in CUSTOM_SIZE_TIERS:
+        span = f"{low:,} ≤ N < {tier.below:,}" if tier.below else f"N ≥ {low:,}"
+        config, preset = TDDetrConfig(**tier.model), tier.training
+        layers = f"{config.t2v_layers} / {config.encoder_layers} / {config.decoder_layers}"
+        lines.append(f"| custom-{tier.name} | {span} | {config.hidden_size} | {layers} | {preset.epochs} | "
+                     f"{preset.learning_rate:g} |")
+        low = tier.below or low
+    return "\n".join(lines)
 
 
 def preset_for(dataset_name: str, official: bool = False, num_queries: int | None = None) -> TrainingPreset:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from td_detr.cli import main
-from td_detr.registry import CUSTOM_SIZE_TIERS, DATA_SETS, size_table
-from td_detr.training import model_config_for, preset_for
+from td_detr.registry import CUSTOM_SIZE_TIERS, DATA_SETS
+from td_detr.training import model_config_for, preset_for, size_table
 
 from training_utils import make_tiny_synthetic, read_json, write_tiny_config
 

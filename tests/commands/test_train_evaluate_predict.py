@@ -223,4 +223,5 @@ def test_train_official_switch_saves_the_official_config_and_schedule(workspace,
     processor = read_json(output / "preprocessor_config.json")
     assert (processor["span_unit"], processor["clamp"]) == ("duration", "official")
     # 24 training queries × 2 passes / 8 = 6 steps per epoch; --lr-drop 1: the rate drops after step 6
-    assert "24 queries × 2 passes per epoch): 7 steps (6 per epoch), LR drops at steps 6;" in capsys.readouterr().out
+    banner = f"24 queries × 2 passes per epoch): {7 / 6:g} epochs, 7 optimizer steps (6 per epoch), LR drops at steps 6;"
+    assert banner in capsys.readouterr().out

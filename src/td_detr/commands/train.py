@@ -242,7 +242,8 @@ def preset_line(name: str, tier, num_queries: int, args) -> str:
         line = f"preset: {name}"
     else:
         bound = f"N < {tier.below:,}" if tier.below else "the largest tier"
-        line = f"preset: custom-{tier.name} (N = {num_queries:,} training queries, {bound}; README 'Training on your own data')"
+        line = (f"preset: custom-{tier.name} (N = {num_queries:,} training queries, {bound}; "
+                "README 'Training on your own data')")
     overridden = [flag for flag, value in (("--config", args.config), ("--epochs", args.epochs),
                                            ("--max-steps", args.max_steps)) if value is not None]
     return line + (f"; overridden by {', '.join(overridden)}" if overridden else "")
