@@ -23,7 +23,7 @@ gives ours / official ratios from that run. ``--compile`` also measures every co
 
     python scripts/benchmark.py --rounds 2 --official-src ../shared/reference/qd-detr   # ours beside the official code
     python scripts/benchmark.py                     # full: ~5 minutes on 2 cores
-    python scripts/benchmark.py --quick             # ~1 minute: fewer repeats, one process (peak RSS cumulative)
+    python scripts/benchmark.py --quick             # 54 s on the idle 2-core machine (load 1.4), longer when cores are shared
     python scripts/benchmark.py --dry-run --json o.json   # ~25 s on 2 shared cores: tiny sizes, 1 repeat, one process
     python scripts/benchmark.py --rounds 2 --json o.json  # on a shared machine: each config twice, fastest kept
 """
@@ -535,7 +535,8 @@ def main(argv=None) -> int:
                         help="torch intra-op threads (default 2; 1 for --dry-run, whose tiny matrices "
                              "only pay thread hand-off on a busy machine)")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer repeats, all configs in this process (~1 minute; peak RSS then cumulative)")
+                        help="fewer repeats, all configs in this process (54 s measured on an idle 2-core machine, several times "
+                             "that when the cores are shared; peak RSS then cumulative)")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes, 1 repeat, one process (~25 s on 2 shared cores)")
     parser.add_argument("--fresh-processes", action="store_true",
                         help="with --quick: still measure every config in its own process (peak RSS per config)")
@@ -579,7 +580,7 @@ def main(argv=None) -> int:
 
     mode = "dry" if args.dry_run else "quick" if args.quick else "full"
     threads = args.threads or (1 if args.dry_run else 2)
-    # --quick measures in one process (no interpreter start per config): ~1 minute, peak RSS then cumulative.
+    # --quick measures in one process (no interpreter start per config); peak RSS then cumulative.
     in_process = args.in_process or args.dry_run or (args.quick and not args.fresh_processes)
     driver = args.official_driver
     if args.official_src is not None:
