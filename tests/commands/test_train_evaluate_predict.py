@@ -75,6 +75,16 @@ def test_bad_input_exits_2_with_a_message(arguments, message, capsys, tmp_path, 
     assert message in capsys.readouterr().err
 
 
+def test_a_bad_flag_is_named_before_the_run_folder_is_looked_at(capsys, tmp_path):
+    """A folder holding another run must not hide a bad flag: the flag is the error, and the folder is untouched."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    assert main(["train", "--lr-drop", "0", "--output-dir", str(run)]) == 2
+    assert "--lr-drop 0" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
 def test_unknown_flag_and_wrong_model_type_exit_2(trained, workspace, tmp_path, capsys):
     with pytest.raises(SystemExit) as error:
         main(["train", "--no-such-flag"])

@@ -90,7 +90,15 @@ def apply_ablations(config, args) -> None:
 def run(args) -> int:
     from ..run_folder import RunFolder  # imports transformers' Trainer (torch): not at module level, for --help
 
+    # Flags first: a bad flag is reported as such even when --output-dir holds another run.
     check_positive_flags(args, "epochs", "max_steps", "batch_size", "lr", "save_steps", "threads", "max_samples")
+    if args.lr_drop is not None and args.lr_drop < 1:
+        raise TDDetrInputError(f"--lr-drop {args.lr_drop}: give a number of epochs >= 1")
+    if args.report_to == "tensorboard":
+        from transformers.integrations import is_tensorboard_available
+
+        if not is_tensorboard_available():
+            raise TDDetrInputError("--report-to tensorboard needs tensorboardX: pip install 'td-detr[tensorboard]'")
     output_dir = Path(args.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, dataset_name(args)))
     folder = RunFolder(output_dir)
     is_main_process = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 guards the folder for all ranks
@@ -116,13 +124,6 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     from ..training_report import TimeEstimateCallback
     from .model_loading import load_config_or_model
 
-    if args.lr_drop is not None and args.lr_drop < 1:
-        raise TDDetrInputError(f"--lr-drop {args.lr_drop}: give a number of epochs >= 1")
-    if args.report_to == "tensorboard":
-        from transformers.integrations import is_tensorboard_available
-
-        if not is_tensorboard_available():
-            raise TDDetrInputError("--report-to tensorboard needs tensorboardX: pip install 'td-detr[tensorboard]'")
     base_config, pretrained = load_config_or_model(args.config) if args.config else (None, None)
     data = resolve_data(args, need_train=True)
     threads = args.threads or (1 if data.name == "synthetic" and not args.config else None)
