@@ -46,10 +46,11 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def run_fingerprint(config, data, seed: int, training: dict) -> dict:
+def run_fingerprint(config, data, seed: int, training: dict, execution: dict | None = None) -> dict:
     """What makes two runs the same run: the model config, the data (annotation contents, feature folders, rows),
-    the seed and the given optimisation settings (e.g. learning rate and batch size; not the number of steps, so a
-    resumed run may be extended). Returns ``{"fingerprint": sha256, "run": {...}}``."""
+    the seed and the given optimisation settings (e.g. learning rate, batch size, precision; not the number of steps,
+    so a resumed run may be extended). Returns ``{"fingerprint": sha256, "run": {...}}``, plus ``"execution"`` when
+    given: how the run is executed (device, compile, workers), recorded but not fingerprinted."""
     model = {key: value for key, value in config.to_dict().items() if key not in _VOLATILE_CONFIG_KEYS}
     settings = data.settings
     description = {
@@ -65,7 +66,10 @@ def run_fingerprint(config, data, seed: int, training: dict) -> dict:
         "training": training,
     }
     text = json.dumps(description, sort_keys=True, default=str)
-    return {"fingerprint": hashlib.sha256(text.encode()).hexdigest(), "run": json.loads(text)}
+    recorded = {"fingerprint": hashlib.sha256(text.encode()).hexdigest(), "run": json.loads(text)}
+    if execution is not None:
+        recorded["execution"] = execution
+    return recorded
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:

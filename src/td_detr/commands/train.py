@@ -12,12 +12,13 @@ from pathlib import Path
 
 from ..errors import TDDetrInputError
 from .data_options import add_data_arguments, dataset_name, resolve_data
+from .device_options import add_device_arguments, device_training_arguments, execution_record, resolve_device
 from .flag_checks import check_positive_flags
 
 DEFAULT_OUTPUT_ROOT = "td-detr-runs"
 # Optimisation settings that are part of what a run is (resuming with other values would mix two runs).
 FINGERPRINT_TRAINING_ARGS = ("learning_rate", "weight_decay", "per_device_train_batch_size",
-                             "gradient_accumulation_steps", "max_grad_norm", "lr_scheduler_type")
+                             "gradient_accumulation_steps", "max_grad_norm", "lr_scheduler_type", "bf16", "fp16")
 
 
 def add_parser(subparsers) -> None:
@@ -61,6 +62,7 @@ def add_parser(subparsers) -> None:
                        help="torch CPU threads (default: 1 for the small synthetic demo model, whose matrices are too "
                             "small to gain from more and which slows down badly when another process shares the cores; "
                             "torch's default otherwise)")
+    add_device_arguments(parser)
     ablation = parser.add_argument_group("ablations (paper Tables 3, S1, S2, S4)")
     ablation.add_argument("--no-synthesis", action="store_true", help="train without the video synthesizer")
     ablation.add_argument("--no-dynamics", action="store_true", help="drop the dynamics enhancement (QD-DETR layers)")
@@ -94,6 +96,7 @@ def run(args) -> int:
     check_positive_flags(args, "epochs", "max_steps", "batch_size", "lr", "save_steps", "threads", "max_samples")
     if args.lr_drop is not None and args.lr_drop < 1:
         raise TDDetrInputError(f"--lr-drop {args.lr_drop}: give a number of epochs >= 1")
+    args.resolved_device = resolve_device(args)
     if args.report_to == "tensorboard":
         from transformers.integrations import is_tensorboard_available
 
@@ -153,7 +156,8 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, seed=seed, processor=processor)
     eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False, seed=seed, processor=processor)
 
-    overrides = dict(seed=seed, data_seed=seed, report_to=args.report_to)
+    overrides = dict(seed=seed, data_seed=seed, report_to=args.report_to,
+                     **device_training_arguments(args, args.resolved_device))
     if args.epochs is not None:
         overrides["num_train_epochs"] = args.epochs
     if args.max_steps is not None:
@@ -175,7 +179,8 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         weight_decay_scope=args.weight_decay_scope or preset.weight_decay_scope,
     )
     settings = {key: getattr(training_args, key) for key in FINGERPRINT_TRAINING_ARGS}
-    run = run_fingerprint(config, data, seed, {**settings, **schedule, "official": args.official})
+    run = run_fingerprint(config, data, seed, {**settings, **schedule, "official": args.official},
+                          execution=execution_record(args, args.resolved_device))
     if is_main_process:
         folder.start(run, resume=bool(args.resume))
     with training_args.main_process_first(desc="resume checkpoint"):

@@ -1,0 +1,66 @@
+"""`td-detr train` flags for where and how a step runs: the device (CUDA when present), mixed precision, torch.compile,
+DataLoader workers and pinned memory.
+
+They map onto `TrainingArguments` (:func:`device_training_arguments`); bad combinations are one line and exit 2 before
+any work (:func:`resolve_device`). Precision changes the numbers a run produces, so ``bf16`` / ``fp16`` are part of
+the run fingerprint (``FINGERPRINT_TRAINING_ARGS`` in :mod:`.train`); the other settings change only the speed and
+are recorded in ``run.json`` under ``execution`` (:func:`execution_record`), outside the fingerprint, so a run
+started on a GPU can be resumed on a CPU.
+"""
+
+from __future__ import annotations
+
+from ..errors import TDDetrInputError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def add_device_arguments(parser) -> None:
+    group = parser.add_argument_group("device and speed")
+    group.add_argument("--device", choices=DEVICES, default="auto",
+                       help="where to train: auto (default) is CUDA when a GPU is present, else the CPU")
+    group.add_argument("--bf16", action="store_true",
+                       help="bfloat16 mixed precision (HF Trainer autocast; on the CPU too)")
+    group.add_argument("--fp16", action="store_true",
+                       help="float16 mixed precision with loss scaling (CUDA only)")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the model (the first steps pay the compilation)")
+    group.add_argument("--dataloader-workers", type=int, default=0, metavar="N",
+                       help="DataLoader worker processes that collate batches (default 0: in the training process); "
+                            "batches are pinned in memory when training on CUDA")
+
+
+def resolve_device(args, cuda_available: bool | None = None) -> str:
+    """``"cuda"`` or ``"cpu"`` for ``args.device``, after checking the device flags together (exit 2 on a bad mix)."""
+    if cuda_available is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    if args.device == "cuda" and not cuda_available:
+        raise TDDetrInputError("--device cuda: no CUDA GPU is visible to torch (torch.cuda.is_available() is False)")
+    device = "cuda" if args.device == "cuda" or (args.device == "auto" and cuda_available) else "cpu"
+    if args.bf16 and args.fp16:
+        raise TDDetrInputError("--bf16 and --fp16 exclude each other: choose one precision")
+    if args.fp16 and device != "cuda":
+        raise TDDetrInputError("--fp16 needs a CUDA GPU (float16 autocast with loss scaling); on the CPU use --bf16")
+    if args.dataloader_workers < 0:
+        raise TDDetrInputError(f"--dataloader-workers must be 0 or more, got {args.dataloader_workers}")
+    return device
+
+
+def device_training_arguments(args, device: str) -> dict:
+    """`TrainingArguments` keywords for the device flags (transformers 5 names)."""
+    return dict(
+        use_cpu=device == "cpu",
+        bf16=bool(args.bf16),
+        fp16=bool(args.fp16),
+        torch_compile=bool(args.compile),
+        dataloader_num_workers=args.dataloader_workers,
+        # Pinned host memory speeds up host-to-GPU copies; batches built on the device cannot be pinned.
+        dataloader_pin_memory=device == "cuda",
+    )
+
+
+def execution_record(args, device: str) -> dict:
+    """How the run was executed (``run.json``'s ``execution`` entry; not part of the fingerprint)."""
+    return {"device": device, "compile": bool(args.compile), "dataloader_workers": args.dataloader_workers}

@@ -1,0 +1,86 @@
+"""`td-detr train` device flags: --device / --bf16 / --fp16 / --compile / --dataloader-workers onto TrainingArguments,
+bad combinations exit 2 before any work, precision in the run fingerprint, a bf16 CPU run completes."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from td_detr.cli import main
+from td_detr.commands.device_options import (add_device_arguments, device_training_arguments, execution_record,
+                                             resolve_device)
+from td_detr.training import preset_for, training_arguments
+
+from training_utils import read_json
+
+
+def parse(*flags: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_device_arguments(parser)
+    return parser.parse_args(list(flags))
+
+
+@pytest.mark.parametrize("cuda, expected", [(True, "cuda"), (False, "cpu")])
+def test_auto_picks_cuda_when_present_and_device_cpu_forces_the_cpu(cuda, expected):
+    assert resolve_device(parse(), cuda_available=cuda) == expected
+    assert resolve_device(parse("--device", "cpu"), cuda_available=cuda) == "cpu"
+
+
+def test_flags_map_onto_training_arguments(tmp_path):
+    args = parse("--bf16", "--compile", "--dataloader-workers", "3", "--device", "cpu")
+    keywords = device_training_arguments(args, resolve_device(args, cuda_available=False))
+    training = training_arguments(str(tmp_path), preset_for("synthetic"), **keywords)
+    assert (training.bf16, training.fp16, training.torch_compile) == (True, False, True)
+    assert training.dataloader_num_workers == 3
+    assert training.use_cpu and not training.dataloader_pin_memory  # nothing to pin for on the CPU
+    assert str(training.device) == "cpu"
+    assert execution_record(args, "cpu") == {"device": "cpu", "compile": True, "dataloader_workers": 3}
+
+
+def test_on_cuda_batches_are_pinned_and_fp16_is_allowed():
+    args = parse("--fp16")
+    device = resolve_device(args, cuda_available=True)
+    keywords = device_training_arguments(args, device)
+    assert device == "cuda" and keywords["fp16"] and not keywords["bf16"]
+    assert keywords["dataloader_pin_memory"] and not keywords["use_cpu"]
+    assert device_training_arguments(parse(), "cpu")["dataloader_pin_memory"] is False
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--fp16", "--device", "cpu"], "--fp16 needs a CUDA GPU"),
+        (["--bf16", "--fp16"], "--bf16 and --fp16 exclude each other"),
+        (["--device", "cuda"], "--device cuda: no CUDA GPU"),
+        (["--dataloader-workers", "-1"], "--dataloader-workers must be 0 or more"),
+    ],
+)
+def test_bad_combinations_exit_2_with_one_line_before_any_work(flags, message, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    output = tmp_path / "never"
+    assert main(["train", "--output-dir", str(output), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not output.exists()
+
+
+def test_a_two_step_bf16_cpu_run_completes_and_records_its_settings(workspace, tmp_path, capsys):
+    root, data, config = workspace
+    output = tmp_path / "bf16"
+    assert main(["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config), "--max-steps", "2",
+                 "--batch-size", "8", "--output-dir", str(output), "--cache-dir", str(root / "cache"), "--bf16",
+                 "--device", "cpu"]) == 0
+    run = read_json(output / "run.json")
+    assert run["run"]["training"]["bf16"] is True and run["run"]["training"]["fp16"] is False
+    assert run["execution"] == {"device": "cpu", "compile": False, "dataloader_workers": 0}
+    assert (output / "model.safetensors").exists()
+
+    # precision is part of what the run is: resuming it in fp32 is refused, naming the setting
+    capsys.readouterr()
+    assert main(["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config), "--max-steps", "3",
+                 "--batch-size", "8", "--output-dir", str(output), "--cache-dir", str(root / "cache"),
+                 "--device", "cpu", "--resume"]) == 2
+    assert "training.bf16 (True → False)" in capsys.readouterr().err
