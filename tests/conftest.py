@@ -16,3 +16,13 @@ torch.set_num_threads(1)
 @pytest.fixture
 def config():
     return tiny_config()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`cuda` tests need a CUDA GPU: without one they are deselected (not skipped), so a CPU run has no skips."""
+    if torch.cuda.is_available():
+        return
+    kept = [item for item in items if item.get_closest_marker("cuda") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("cuda") is not None])
+        items[:] = kept

@@ -35,7 +35,8 @@ def test_flags_map_onto_training_arguments(tmp_path):
     assert training.dataloader_num_workers == 3
     assert training.use_cpu and not training.dataloader_pin_memory  # nothing to pin for on the CPU
     assert str(training.device) == "cpu"
-    assert execution_record(args, "cpu") == {"device": "cpu", "compile": True, "dataloader_workers": 3}
+    assert execution_record(args, "cpu") == {"device": "cpu", "compile": True, "dataloader_workers": 3,
+                                             "features_on_device": False}
 
 
 def test_on_cuda_batches_are_pinned_and_fp16_is_allowed():
@@ -45,6 +46,7 @@ def test_on_cuda_batches_are_pinned_and_fp16_is_allowed():
     assert device == "cuda" and keywords["fp16"] and not keywords["bf16"]
     assert keywords["dataloader_pin_memory"] and not keywords["use_cpu"]
     assert device_training_arguments(parse(), "cpu")["dataloader_pin_memory"] is False
+    assert device_training_arguments(parse("--features-on-device"), "cuda")["dataloader_pin_memory"] is False
 
 
 @pytest.mark.parametrize(
@@ -54,6 +56,7 @@ def test_on_cuda_batches_are_pinned_and_fp16_is_allowed():
         (["--bf16", "--fp16"], "--bf16 and --fp16 exclude each other"),
         (["--device", "cuda"], "--device cuda: no CUDA GPU"),
         (["--dataloader-workers", "-1"], "--dataloader-workers must be 0 or more"),
+        (["--features-on-device", "--dataloader-workers", "2"], "it needs --dataloader-workers 0"),
     ],
 )
 def test_bad_combinations_exit_2_with_one_line_before_any_work(flags, message, tmp_path, capsys, monkeypatch):
@@ -75,7 +78,7 @@ def test_a_two_step_bf16_cpu_run_completes_and_records_its_settings(workspace, t
                  "--device", "cpu"]) == 0
     run = read_json(output / "run.json")
     assert run["run"]["training"]["bf16"] is True and run["run"]["training"]["fp16"] is False
-    assert run["execution"] == {"device": "cpu", "compile": False, "dataloader_workers": 0}
+    assert run["execution"] == {"device": "cpu", "compile": False, "dataloader_workers": 0, "features_on_device": False}
     assert (output / "model.safetensors").exists()
 
     # precision is part of what the run is: resuming it in fp32 is refused, naming the setting

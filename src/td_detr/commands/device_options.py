@@ -1,5 +1,5 @@
 """`td-detr train` flags for where and how a step runs: the device (CUDA when present), mixed precision, torch.compile,
-DataLoader workers and pinned memory.
+DataLoader workers, pinned memory and features resident on the device.
 
 They map onto `TrainingArguments` (:func:`device_training_arguments`); bad combinations are one line and exit 2 before
 any work (:func:`resolve_device`). Precision changes the numbers a run produces, so ``bf16`` / ``fp16`` are part of
@@ -28,6 +28,10 @@ def add_device_arguments(parser) -> None:
     group.add_argument("--dataloader-workers", type=int, default=0, metavar="N",
                        help="DataLoader worker processes that collate batches (default 0: in the training process); "
                             "batches are pinned in memory when training on CUDA")
+    group.add_argument("--features-on-device", action="store_true",
+                       help="keep the whole training split's clip features on the device as one tensor (QVHighlights: "
+                            "7,218 x 75 x 2,818 fp32, about 6 GB) and synthesize videos there, so a step never waits "
+                            "on feature reads and copies; needs --dataloader-workers 0")
 
 
 def resolve_device(args, cuda_available: bool | None = None) -> str:
@@ -45,6 +49,9 @@ def resolve_device(args, cuda_available: bool | None = None) -> str:
         raise TDDetrInputError("--fp16 needs a CUDA GPU (float16 autocast with loss scaling); on the CPU use --bf16")
     if args.dataloader_workers < 0:
         raise TDDetrInputError(f"--dataloader-workers must be 0 or more, got {args.dataloader_workers}")
+    if args.features_on_device and args.dataloader_workers:
+        raise TDDetrInputError(f"--features-on-device collates on the device in the training process: it needs "
+                               f"--dataloader-workers 0, got {args.dataloader_workers}")
     return device
 
 
@@ -57,10 +64,21 @@ def device_training_arguments(args, device: str) -> dict:
         torch_compile=bool(args.compile),
         dataloader_num_workers=args.dataloader_workers,
         # Pinned host memory speeds up host-to-GPU copies; batches built on the device cannot be pinned.
-        dataloader_pin_memory=device == "cuda",
+        dataloader_pin_memory=device == "cuda" and not args.features_on_device,
     )
 
 
 def execution_record(args, device: str) -> dict:
     """How the run was executed (``run.json``'s ``execution`` entry; not part of the fingerprint)."""
-    return {"device": device, "compile": bool(args.compile), "dataloader_workers": args.dataloader_workers}
+    return {"device": device, "compile": bool(args.compile), "dataloader_workers": args.dataloader_workers,
+            "features_on_device": bool(args.features_on_device)}
+
+
+def resident_training_split(split, device):
+    """``--features-on-device``: the training split's videos as one tensor on ``device`` and the split re-read
+    without its video features (the collator takes them from the store)."""
+    from ..data.resident import ResidentVideoFeatures
+
+    store = ResidentVideoFeatures.from_split(split, device)
+    join = split.format["format_kwargs"]["transform"]
+    return store, split.with_transform(join.without_video())

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..errors import TDDetrInputError
 from .data_options import add_data_arguments, dataset_name, resolve_data
-from .device_options import add_device_arguments, device_training_arguments, execution_record, resolve_device
+from .device_options import (add_device_arguments, device_training_arguments, execution_record, resident_training_split,
+                             resolve_device)
 from .flag_checks import check_positive_flags
 
 DEFAULT_OUTPUT_ROOT = "td-detr-runs"
@@ -153,7 +154,6 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     processor = TDDetrProcessor.from_model_config(
         config, video_feature_types=feature_types, video_feature_dims=list(data.settings.video_feature_dims),
         **official_processing)
-    train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, seed=seed, processor=processor)
     eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False, seed=seed, processor=processor)
 
     overrides = dict(seed=seed, data_seed=seed, report_to=args.report_to,
@@ -172,6 +172,11 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     if data.eval_split is None:
         overrides.update(eval_strategy="no", load_best_model_at_end=False)
     training_args = training_arguments(str(folder.checkpoints), preset, **overrides)
+    resident = None
+    if args.features_on_device:
+        resident, data.splits["train"] = resident_training_split(data.splits["train"], training_args.device)
+    train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, seed=seed, processor=processor,
+                                                                resident=resident)
     schedule = dict(
         lr_drop_epochs=preset.lr_drop_epochs if args.lr_drop is None else args.lr_drop,
         lr_gamma=preset.lr_gamma,

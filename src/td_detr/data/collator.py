@@ -53,6 +53,7 @@ CONFIG_FIELDS = (
     "pseudo_label_clip",
 )
 _ROW_FIELDS = ("qid", "vid", "duration", "video_features", "text_features")
+_RESIDENT_ROW_FIELDS = ("qid", "vid", "duration", "text_features")  # the video lives in the resident store
 
 
 def _to_numpy(value, dtype) -> np.ndarray:
@@ -81,23 +82,25 @@ class _Rows:
     scores: list
 
 
-def _parse_rows(rows, max_query_length) -> _Rows:
+def _parse_rows(rows, max_query_length, resident_videos: bool = False) -> _Rows:
+    """``resident_videos``: the rows' videos come from a resident store (checked when it was built): their
+    ``video_features`` are neither needed nor read, ``_Rows.video`` holds None."""
     if not rows:
         raise TDDetrInputError("cannot collate an empty batch")
     columns = _Rows([], [], [], np.zeros(len(rows)), [], [], [], [], [])
     for i, row in enumerate(rows):
-        for name in _ROW_FIELDS:
+        for name in _RESIDENT_ROW_FIELDS if resident_videos else _ROW_FIELDS:
             if name not in row:
                 raise TDDetrInputError(f"batch row {i} (qid {_scalar(row.get('qid'))}): missing field '{name}'")
         qid = _scalar(row["qid"])
-        video = _to_numpy(row["video_features"], np.float32)
+        video = None if resident_videos else _to_numpy(row["video_features"], np.float32)
         text = _to_numpy(row["text_features"], np.float32)
-        if video.ndim != 2 or video.shape[0] == 0:
+        if video is not None and (video.ndim != 2 or video.shape[0] == 0):
             raise TDDetrInputError(f"qid {qid}: video_features is not a non-empty [clips, dim] array ({video.shape})")
         if text.ndim != 2 or text.shape[0] == 0:
             raise TDDetrInputError(f"qid {qid}: text_features is not a non-empty [tokens, dim] array ({text.shape})")
         for name, array in (("video_features", video), ("text_features", text)):
-            if not np.isfinite(array).all():
+            if array is not None and not np.isfinite(array).all():
                 raise TDDetrInputError(f"qid {qid}: {name} contain NaN or inf")
         duration = float(_scalar(row["duration"]))
         if not (math.isfinite(duration) and duration > 0):
@@ -123,7 +126,7 @@ def _parse_rows(rows, max_query_length) -> _Rows:
         columns.clip_ids.append(clip_ids)
         columns.scores.append(scores.reshape(len(clip_ids), -1) if len(clip_ids) else np.zeros((0, 3)))
     for name, arrays in (("video_features", columns.video), ("text_features", columns.text)):
-        widths = {a.shape[1] for a in arrays}
+        widths = {a.shape[1] for a in arrays if a is not None}
         if len(widths) > 1:
             raise TDDetrInputError(f"{name} widths differ within the batch: {sorted(widths)} (qids {columns.qid})")
     return columns
@@ -161,10 +164,14 @@ class DataCollatorForMomentRetrieval:
         pseudo_label_clip: seconds → clips for Charades-style saliency labels of rows without saliency scores:
             ``"clip_length"`` (default; official TD-DETR, and consistent with the span labels) or ``"duration"``
             (``duration / ctx_l``, CG-DETR).
+        resident: a :class:`~.resident.ResidentVideoFeatures` holding every training video on a device (training
+            only): rows need no ``video_features``, and padding, similarity and the synthesized videos' gather run on
+            its device (the returned ``video_features`` lie there; masks, text and labels stay on the CPU). The
+            random draws are the same as without it, so the batch holds the same clips.
     """
 
     def __init__(self, training: bool = False, config=None, seed: int = 0, processor: TDDetrProcessor | None = None,
-                 **settings):
+                 resident=None, **settings):
         unknown = sorted(set(settings) - set(CONFIG_FIELDS))
         if unknown:
             raise TDDetrInputError(f"unknown collator setting(s) {unknown}; the settings are TDDetrConfig fields "
@@ -178,6 +185,9 @@ class DataCollatorForMomentRetrieval:
         for name in CONFIG_FIELDS:
             setattr(self, name, getattr(self.config, name))
         self.training, self.seed = bool(training), seed
+        if resident is not None and not self.training:
+            raise ValueError("resident features serve the training collator only")
+        self.resident = resident
         self.processor = processor or TDDetrProcessor(
             clip_length=self.clip_length, max_video_length=self.max_video_length, max_query_length=self.max_query_length,
         )
@@ -202,7 +212,7 @@ class DataCollatorForMomentRetrieval:
     # -- collation --------------------------------------------------------------------------------------------------
 
     def __call__(self, rows) -> dict:
-        columns = _parse_rows(rows, self.max_query_length)
+        columns = _parse_rows(rows, self.max_query_length, resident_videos=self.resident is not None)
         if not self.training:
             starts = []
             for qid, video in zip(columns.qid, columns.video):
@@ -220,14 +230,22 @@ class DataCollatorForMomentRetrieval:
         with_labels = bool(has_windows.all())
 
         B = len(columns.qid)
-        video_flat, lengths = pad_rows(columns.video, extra_rows=1)  # the extra zero row is the padding source
-        width = int(lengths.max())
-        padded = video_flat[: B * width].reshape(B, width, -1)
+        if self.resident is not None:
+            padded, lengths = self.resident.padded(self.resident.rows(columns.vid))
+            video_flat = torch.cat([padded.reshape(-1, padded.shape[2]), padded.new_zeros(1, padded.shape[2])])
+        else:
+            video_flat, lengths = pad_rows(columns.video, extra_rows=1)  # the extra zero row is the padding source
+            width = int(lengths.max())
+            padded = video_flat[: B * width].reshape(B, width, -1)
 
         if self.synthesizer is not None and with_labels and B >= 2:
             composition, moments = self._compose(columns, padded, lengths, rng)
             index = composition.source_index
-            video = np.take(video_flat, index.ravel(), axis=0).reshape(*index.shape, video_flat.shape[1])
+            if self.resident is not None:
+                flat_index = torch.from_numpy(index.ravel()).to(video_flat.device)
+                video = video_flat.index_select(0, flat_index).reshape(*index.shape, video_flat.shape[1])
+            else:
+                video = np.take(video_flat, index.ravel(), axis=0).reshape(*index.shape, video_flat.shape[1])
         else:
             composition = BatchComposition(
                 source_index=np.zeros((B, 0), dtype=np.int64),
@@ -242,7 +260,7 @@ class DataCollatorForMomentRetrieval:
         text_flat, text_lengths = pad_rows(columns.text)
         text = text_flat.reshape(B, int(text_lengths.max()), -1)[composition.moment_row]
         batch = {
-            "video_features": torch.from_numpy(np.ascontiguousarray(video)),
+            "video_features": video if isinstance(video, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(video)),
             "video_mask": torch.from_numpy(length_mask(composition.lengths, video.shape[1])),
             "text_features": torch.from_numpy(np.ascontiguousarray(text)),
             "text_mask": torch.from_numpy(length_mask(text_lengths[composition.moment_row], text.shape[1])),

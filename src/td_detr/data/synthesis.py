@@ -78,12 +78,12 @@ def _inverse_norms(features: np.ndarray) -> np.ndarray:
 
 
 def video_similarity(
-    features: np.ndarray, lengths: np.ndarray, rows: np.ndarray | None = None, method: str = "mean"
+    features, lengths: np.ndarray, rows: np.ndarray | None = None, method: str = "mean"
 ) -> np.ndarray:
-    """Pair scores between videos, float64 [len(rows), B] (all rows when ``rows`` is None).
+    """Pair scores between videos, float64 numpy [len(rows), B] (all rows when ``rows`` is None).
 
-    ``features`` [B, L, D] are clip features zero-padded after each video's length; cosines use each clip's full
-    vector (all feature types together).
+    ``features`` [B, L, D] (a numpy array, or a torch tensor on any device: the products run where it lies) are clip
+    features zero-padded after each video's length; cosines use each clip's full vector (all feature types together).
 
     ``"mean"`` is Eq. 1, s_jl = 1/(L_j·L_l) · Σ_p Σ_{q≠p} cos(v^j_p, v^l_q). A double sum of dot products is the
     dot product of the sums, so s_jl = (S_j·S_l − Σ_p u^j_p·u^l_p) / (L_j·L_l) with u the clip unit vectors and
@@ -92,14 +92,17 @@ def video_similarity(
     score: the mean of the 50 largest entries of the full clip-pair cosine matrix, p = q and padding included, always
     divided by 50; it does build the B·L × B·L matrix (~16 GFLOP at B=32, L=75, D=2816).
     """
-    features = np.asarray(features, dtype=np.float32)
-    B, L, D = features.shape
-    rows = np.arange(B) if rows is None else np.asarray(rows, dtype=np.int64)
     # The products run in torch: it follows the process's torch thread setting (1 in DataLoader workers), while
     # numpy's multi-threaded BLAS stalls badly when the cores are busy (measured 25 ms to over 1 s for one product).
-    inverse = torch.from_numpy(_inverse_norms(features))  # [B, L]
-    tensor = torch.from_numpy(np.ascontiguousarray(features))
-    index = torch.from_numpy(rows)
+    if isinstance(features, torch.Tensor):
+        tensor = features.float().contiguous()
+    else:
+        tensor = torch.from_numpy(np.ascontiguousarray(np.asarray(features, dtype=np.float32)))
+    B, L, D = tensor.shape
+    rows = np.arange(B) if rows is None else np.asarray(rows, dtype=np.int64)
+    norms = torch.linalg.vector_norm(tensor, dim=2)
+    inverse = torch.where(norms > 1e-12, 1.0 / norms.clamp_min(1e-12), torch.zeros_like(norms))  # [B, L]
+    index = torch.from_numpy(rows).to(tensor.device)
     if method == "mean":
         sums = torch.bmm(inverse[:, None, :], tensor)[:, 0].double()  # S_j = Σ_p x^j_p / |x^j_p|
         by_position = tensor.permute(1, 0, 2)  # [L, B, D]
@@ -107,13 +110,14 @@ def video_similarity(
         same_position = torch.einsum("pjl,jp,lp->jl", grams, inverse, inverse).double()
         cross = sums.index_select(0, index) @ sums.T
         lengths = np.maximum(np.asarray(lengths, dtype=np.float64), 1.0)
-        return (cross - same_position.index_select(0, index)).numpy() / (lengths[rows, None] * lengths[None, :])
+        scores = (cross - same_position.index_select(0, index)).cpu().numpy()
+        return scores / (lengths[rows, None] * lengths[None, :])
     if method == "top50":
         units = tensor * inverse[..., None]
         pairs = units.index_select(0, index).reshape(-1, D) @ units.reshape(-1, D).T  # [P·L, B·L]
         pairs = pairs.reshape(len(rows), L, B, L).permute(0, 2, 1, 3).reshape(len(rows), B, L * L)
         top = pairs.topk(min(TOP_K, L * L), dim=2).values
-        return top.sum(dim=2, dtype=torch.float64).numpy() / TOP_K
+        return top.sum(dim=2, dtype=torch.float64).cpu().numpy() / TOP_K
     raise TDDetrInputError(f"synthesis_similarity must be one of {SIMILARITIES}, got {method!r}")
 
 
@@ -350,13 +354,14 @@ class VideoSynthesizer:
         block_end: np.ndarray,
         vids: list[str],
         rng: np.random.Generator,
-        features: np.ndarray | None = None,
+        features=None,
         eligible: np.ndarray | None = None,
         padded_length: int | None = None,
     ) -> BatchComposition:
         """Plan a training batch from B padded input rows of length ``lengths`` (padded to L clips).
 
-        ``features`` [B, L, D] (zero-padded clip features) are needed for similarity pairing; ``padded_length``
+        ``features`` [B, L, D] (zero-padded clip features, numpy or a torch tensor on any device) are needed for
+        similarity pairing; ``padded_length``
         (default: L of ``features``, else the longest row) is the row stride of ``source_index``. ``eligible``
         marks rows that may be anchors or partners (rows with a moment inside their video; default all). Partners
         are drawn from all eligible rows except the anchor and rows of the same video (the official code's "> 0.9
