@@ -1,9 +1,11 @@
-"""Ablations of TD-DETR on the spurious synthetic data set (paper Table 3, Tables S1 / S2 / S4, the "w/ TD-DETR"
+"""Ablations of TD-DETR on a spurious synthetic data set (paper Table 3, Tables S1 / S2 / S4, the "w/ TD-DETR"
 rows), several seeds each, mean ± std.
 
-Data: ``td-detr make-synthetic DATA --preset spurious`` (train: a cue brackets every moment). Every run trains with
+Data: ``td-detr make-synthetic DATA --preset spurious_hard`` (train: a cue brackets every moment; the action is a
+much fainter signal than the cue; the earlier plan used ``--preset spurious``). Every run trains with
 ``td-detr train`` (best epoch chosen on ``validation_iid``, the in-distribution split: the shifted split is never
-used for selection), then reports
+used for selection; the study plan trains ``--until-converged``: until the selection metric has not improved for a
+fifth of the run, at most ``epochs``), then reports
 
 * ``iid``: R1@0.5 / R1@0.7 / mAP on ``validation_iid`` (cue next to the moment, as in training);
 * ``shifted``: the same on ``validation`` (the cue brackets a decoy far from the moment: a model that learned the
@@ -17,17 +19,23 @@ Settings (the synthetic preset model: hidden 64, 2/2/2 layers, unless said other
   pairing, + dynamics only, full TD-DETR (α 0.7, β 0.7, similarity pairing);
 * α ∈ {0.3, 0.5, 0.7, 0.9} and β ∈ {0.1, 0.3, 0.5, 0.7, 0.9} on the full model (0.7 is the full run itself);
 * transfer: the QD-DETR baseline as released (span / gIoU weights 10 / 1 instead of TD-DETR's 1 / 10, no dynamics,
-  no synthesis), the same with the synthesizer alone, and with both strategies.
+  no synthesis), the same with the synthesizer alone, and with both strategies;
+* main: baseline vs full TD-DETR at QD-DETR's width (hidden 256, 8 heads, FFN 1024, 2/2/2 layers), at equal
+  optimizer steps (``baseline_256`` vs ``full_256``) and at equal samples seen (``baseline_256_equal_samples``: 1.5x
+  the steps per round, as many rows as the full model's B originals + B/2 synthesized rows a step).
 
 Each run is one worker process running the ``td-detr`` commands (``OMP_NUM_THREADS`` = ``--threads``; ``--jobs`` at a time)
-that writes ``RESULTS/runs/<setting>__seed<S>.json`` atomically when it is done; a rerun skips finished runs and
-restarts an interrupted one from scratch (its work folder is wiped). ``results.json`` (every run) and
-``summary.json`` (mean ± std per setting, sample std over seeds) and ``summary.md`` (the tables) are rewritten at
-the end; ``--summarize-only`` rewrites them from ``results.json``.
+that writes ``RESULTS/runs/<setting>__seed<S>.json`` atomically when it is done (with its best epoch, epochs and
+steps run under ``convergence``); its predictions on ``validation`` and ``validation_iid`` are kept in
+``RESULTS/predictions``. A rerun skips finished runs and restarts an interrupted one from scratch (its work folder
+is wiped). ``results.json`` (every run) and ``summary.json`` (mean ± std per setting, sample std over seeds) and
+``summary.md`` (the tables) are rewritten at the end; ``--summarize-only`` rewrites them from ``results.json``.
 
-    python scripts/ablate.py --jobs 2 --threads 1   # full: 3 seeds x 15 settings x 12 epochs (240 steps), est. 40-60 min on 2 cores
-    python scripts/ablate.py --quick --jobs 2 --threads 1   # 1 seed x 15 settings x 4 epochs (80 steps): 7 min on 2 cores
-    python scripts/ablate.py --dry-run --results-dir /tmp/abl   # ~3 min on 2 shared cores: tiny data / model, 2 steps per run
+    python scripts/ablate.py --jobs 2 --threads 1 --only baseline_256,baseline_256_equal_samples,full_256  # main
+    python scripts/ablate.py --jobs 2 --threads 1   # the whole study: 5 seeds x 18 settings, until converged
+    python scripts/ablate.py --plan earlier --jobs 2 --threads 1   # the earlier study: 3 seeds x 15, 12 epochs
+    python scripts/ablate.py --quick --jobs 2 --threads 1   # 1 seed x 4 epochs
+    python scripts/ablate.py --dry-run --results-dir /tmp/abl   # tiny data / model, 2 steps per run
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ import threading
 import time
 from pathlib import Path
 
+from td_detr.convergence import convergence_report
 from td_detr.registry import DATA_SETS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,25 +66,37 @@ SPLIT_KEYS = {"iid": MAIN_KEYS, "shifted": MAIN_KEYS, "spurious": SPURIOUS_KEYS,
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """One trained configuration: `flags` go to `td-detr train`; `architecture` picks the model config file."""
+    """One trained configuration: `flags` go to `td-detr train`; `architecture` picks the loss / matcher weights and
+    `size` the model width (:data:`MODEL_SIZES`). `samples_per_round` > 1: each evaluation round (the unit of the
+    epoch cap and of the convergence rule) covers that many passes over the training rows, so a baseline with 1.5
+    sees as many rows per round as a synthesizing model (B originals + B/2 synthesized rows a step)."""
 
     key: str
     label: str
     flags: tuple = ()
     architecture: str = "td_detr"  # "td_detr": the synthetic preset model; "qd_detr": QD-DETR loss / matcher weights
+    size: str = "small"
+    samples_per_round: float = 1.0
 
 
+NO_STRATEGY = ("--no-synthesis", "--no-dynamics")
 SETTINGS = {s.key: s for s in (
-    Setting("baseline", "baseline (no synthesis, no dynamics)", ("--no-synthesis", "--no-dynamics")),
+    Setting("baseline", "baseline (no synthesis, no dynamics)", NO_STRATEGY),
     Setting("synthesis_random", "+ synthesis (random pairing)", ("--no-dynamics", "--pairing", "random")),
     Setting("synthesis_similarity", "+ synthesis (similarity pairing)", ("--no-dynamics", "--pairing", "similarity")),
     Setting("dynamics_only", "+ dynamics only", ("--no-synthesis",)),
     Setting("full", "full TD-DETR", ()),
     *(Setting(f"alpha_{a}", f"full, α={a}", ("--alpha", str(a))) for a in (0.3, 0.5, 0.9)),
     *(Setting(f"beta_{b}", f"full, β={b}", ("--beta", str(b))) for b in (0.1, 0.3, 0.5, 0.9)),
-    Setting("qd_detr", "QD-DETR (as released)", ("--no-synthesis", "--no-dynamics"), "qd_detr"),
+    Setting("qd_detr", "QD-DETR (as released)", NO_STRATEGY, "qd_detr"),
     Setting("qd_detr_synthesis", "QD-DETR w/ synthesizer", ("--no-dynamics", "--pairing", "similarity"), "qd_detr"),
     Setting("qd_detr_td", "QD-DETR w/ TD-DETR (synthesizer + dynamics)", (), "qd_detr"),
+    # The main comparison at QD-DETR's width: equal optimizer steps (baseline_256 vs full_256) and equal samples seen
+    # (baseline_256_equal_samples: 1.5x the baseline's steps per round, as many rows as full_256 sees).
+    Setting("baseline_256", "baseline, hidden 256", NO_STRATEGY, size="qd_detr_width"),
+    Setting("baseline_256_equal_samples", "baseline, hidden 256, equal samples (1.5x steps)", NO_STRATEGY,
+            size="qd_detr_width", samples_per_round=1.5),
+    Setting("full_256", "full TD-DETR, hidden 256", (), size="qd_detr_width"),
 )}
 
 # Group -> [(row label, setting key, x value or None)]; α / β = 0.7 are the full run itself (the defaults).
@@ -85,12 +106,15 @@ GROUPS = {
     "alpha": [(f"α={a}", "full" if a == 0.7 else f"alpha_{a}", a) for a in (0.3, 0.5, 0.7, 0.9)],
     "beta": [(f"β={b}", "full" if b == 0.7 else f"beta_{b}", b) for b in (0.1, 0.3, 0.5, 0.7, 0.9)],
     "transfer": [(SETTINGS[k].label, k, None) for k in ("qd_detr", "qd_detr_synthesis", "qd_detr_td")],
+    "main": [(SETTINGS[k].label, k, None) for k in ("baseline_256", "baseline_256_equal_samples", "full_256")],
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """Sizes of one ablation: data, model, optimisation, seeds."""
+    """Sizes of one ablation: data (preset and training queries), model sizes, optimisation, seeds. With
+    `until_converged`, `epochs` is the cap and a run stops once the selection metric has not improved for a fifth of
+    its evaluation rounds (``td-detr train --until-converged``, td_detr.convergence)."""
 
     name: str
     seeds: tuple
@@ -98,20 +122,33 @@ class Plan:
     max_steps: int | None
     batch_size: int
     data_size: int
-    model: dict  # TDDetrConfig keywords of the architecture (feature sizes come from the data)
+    sizes: dict  # size name -> TDDetrConfig keywords of the architecture (feature sizes come from the data)
     in_process: bool = False
+    data_preset: str = "spurious"
+    until_converged: bool = False
+    learning_rates: dict = dataclasses.field(default_factory=dict)  # size name -> lr (default: the preset's)
+    lr_drop_epochs: int | None = None  # None: the synthetic preset's
 
 
-# The synthetic preset model (td_detr.registry), recorded in every run's spec.
+# The synthetic preset model (td_detr.registry), recorded in every run's spec; QD-DETR's width on top of it.
 SYNTHETIC_MODEL = dict(DATA_SETS["synthetic"].model)
+QD_DETR_WIDTH_MODEL = {**SYNTHETIC_MODEL, "hidden_size": 256, "num_attention_heads": 8, "ffn_dim": 1024}
+MODEL_SIZES = {"small": SYNTHETIC_MODEL, "qd_detr_width": QD_DETR_WIDTH_MODEL}
 TINY_MODEL = dict(hidden_size=16, num_attention_heads=2, ffn_dim=32, t2v_layers=1, encoder_layers=1,
                   decoder_layers=1, num_queries=4, input_dropout=0.1)
-# 640 training queries = 20 full batches of 32 per epoch.
 PLANS = {
-    "full": Plan("full", (0, 1, 2), epochs=12, max_steps=None, batch_size=32, data_size=640, model=SYNTHETIC_MODEL),
-    "quick": Plan("quick", (0,), epochs=4, max_steps=None, batch_size=32, data_size=640, model=SYNTHETIC_MODEL),
-    "dry_run": Plan("dry_run", (0,), epochs=None, max_steps=2, batch_size=8, data_size=16, model=TINY_MODEL,
-                    in_process=True),
+    # The study of issue 19: the spurious_hard preset (320 training queries = 10 batches of 32 a round), trained
+    # until converged (cap 30 rounds; the learning rate drops x0.1 after 16, which a 1.5x round scales exactly).
+    "study": Plan("study", (0, 1, 2, 3, 4), epochs=30, max_steps=None, batch_size=32, data_size=320,
+                  sizes=MODEL_SIZES, data_preset="spurious_hard", until_converged=True,
+                  learning_rates={"qd_detr_width": 5e-4}, lr_drop_epochs=16),
+    # The earlier study (docs/RESULTS.md, "earlier preset"): 640 training queries = 20 batches, 12 epochs.
+    "earlier": Plan("earlier", (0, 1, 2), epochs=12, max_steps=None, batch_size=32, data_size=640, sizes=MODEL_SIZES),
+    "quick": Plan("quick", (0,), epochs=4, max_steps=None, batch_size=32, data_size=320, sizes=MODEL_SIZES,
+                  data_preset="spurious_hard"),
+    "dry_run": Plan("dry_run", (0,), epochs=None, max_steps=2, batch_size=8, data_size=16,
+                    sizes={"small": TINY_MODEL, "qd_detr_width": {**TINY_MODEL, "hidden_size": 32}}, in_process=True,
+                    data_preset="spurious_hard"),
 }
 QD_DETR_WEIGHTS = dict(matcher_span_cost=10.0, matcher_giou_cost=1.0, span_loss_weight=10.0, giou_loss_weight=1.0)
 
@@ -128,12 +165,12 @@ def run_name(key: str, seed: int) -> str:
 def run_spec(setting: Setting, seed: int, plan: Plan, results_dir: Path) -> dict:
     """Everything a worker needs, JSON-serialisable; `fingerprint` changes when any of it does."""
     data = results_dir / "data"
-    config = results_dir / "configs" / f"{setting.architecture}.json"
+    config = results_dir / "configs" / f"{setting.architecture}_{setting.size}.json"
     work = results_dir / "work" / run_name(setting.key, seed)
     common = ["--dataset", "synthetic", "--data-dir", str(data), "--cache-dir", str(results_dir / "cache")]
     train = ["train", *common, "--eval-split", "validation_iid", "--config", str(config), "--seed", str(seed),
-             "--batch-size", str(plan.batch_size), "--output-dir", str(work / "model"), *setting.flags]
-    train += ["--max-steps", str(plan.max_steps)] if plan.max_steps else ["--epochs", str(plan.epochs)]
+             "--batch-size", str(plan.batch_size), "--output-dir", str(work / "model"), *setting.flags,
+             *schedule_flags(setting, plan)]
     evaluate = ["evaluate", "--model", str(work / "model"), *common, "--eval-split", "validation",
                 "--output-dir", str(work / "shifted")]
     spurious = ["spurious-eval", "--model", str(work / "model"), "--dataset", "synthetic", "--data-dir", str(data),
@@ -141,19 +178,41 @@ def run_spec(setting: Setting, seed: int, plan: Plan, results_dir: Path) -> dict
                 "--output-dir", str(work / "spurious")]
     spec = {
         "key": setting.key, "label": setting.label, "seed": seed, "plan": plan.name, "flags": list(setting.flags),
-        "architecture": setting.architecture, "model": _architecture(setting.architecture, plan),
+        "architecture": setting.architecture, "size": setting.size, "model": _architecture(setting, plan),
         "epochs": plan.epochs, "max_steps": plan.max_steps, "batch_size": plan.batch_size,
-        "data_size": plan.data_size, "commands": [train, evaluate, spurious],
+        "data_size": plan.data_size, "data_preset": plan.data_preset, "until_converged": plan.until_converged,
+        "samples_per_round": setting.samples_per_round, "commands": [train, evaluate, spurious],
     }
     # Paths are left out of the fingerprint so a moved results folder still resumes.
     stable = {k: v for k, v in spec.items() if k != "commands"}
+    stable["schedule"] = schedule_flags(setting, plan)
     spec["fingerprint"] = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
     spec["work_dir"], spec["result_file"] = str(work), str(results_dir / "runs" / f"{run_name(setting.key, seed)}.json")
     return spec
 
 
-def _architecture(name: str, plan: Plan) -> dict:
-    return {**plan.model, **(QD_DETR_WEIGHTS if name == "qd_detr" else {})}
+def schedule_flags(setting: Setting, plan: Plan) -> list[str]:
+    """Run length, learning rate and convergence flags of `td-detr train`. A setting with `samples_per_round` r
+    evaluates every r·(steps per epoch) steps and caps, and drops the learning rate, at r times the plan's steps."""
+    flags = []
+    lr = plan.learning_rates.get(setting.size)
+    if lr is not None:
+        flags += ["--lr", str(lr)]
+    if plan.until_converged:
+        flags.append("--until-converged")
+    if plan.max_steps:
+        return flags + ["--max-steps", str(plan.max_steps)]
+    lr_drop = plan.lr_drop_epochs or DATA_SETS["synthetic"].training.lr_drop_epochs
+    if setting.samples_per_round == 1.0:
+        return flags + ["--epochs", str(plan.epochs), "--lr-drop", str(lr_drop)]
+    steps_per_round = round(setting.samples_per_round * math.ceil(plan.data_size / plan.batch_size))
+    # --lr-drop counts epochs of ceil(N/B) steps: the drop comes at r x the plan's step.
+    return flags + ["--save-steps", str(steps_per_round), "--max-steps", str(round(plan.epochs * steps_per_round)),
+                    "--lr-drop", str(round(lr_drop * setting.samples_per_round))]
+
+
+def _architecture(setting: Setting, plan: Plan) -> dict:
+    return {**plan.sizes[setting.size], **(QD_DETR_WEIGHTS if setting.architecture == "qd_detr" else {})}
 
 
 def command_line(argv: list[str]) -> str:
@@ -184,8 +243,9 @@ def execute_run(spec: dict, threads: int) -> dict:
     shifted = json.loads((work / "shifted" / "metrics.json").read_text())["brief"]
     trainer_state = _trainer_state(model_dir / "checkpoints")
     result = {
-        **{k: spec[k] for k in ("key", "label", "seed", "plan", "flags", "architecture", "model", "epochs",
-                                "max_steps", "batch_size", "data_size", "fingerprint")},
+        **{k: spec.get(k) for k in ("key", "label", "seed", "plan", "flags", "architecture", "size", "model", "epochs",
+                                    "max_steps", "batch_size", "data_size", "data_preset", "until_converged",
+                                    "samples_per_round", "fingerprint")},
         "commands": [command_line(argv) for argv in spec["commands"]],
         "metrics": {
             "iid": _pick(spurious["standard"], MAIN_KEYS),
@@ -195,6 +255,8 @@ def execute_run(spec: dict, threads: int) -> dict:
         },
         "train_steps": trainer_state.get("global_step"),
         "best_checkpoint": Path(trainer_state.get("best_model_checkpoint") or "").name or None,
+        # best_epoch / epochs_run count evaluation rounds' epochs; steps_run the optimizer steps actually taken.
+        "convergence": convergence_report(trainer_state.get("log_history", []), "MR-full-mAP"),
         "seconds": {**timings, "total": round(time.perf_counter() - start, 2)},
         "threads": threads,
     }
@@ -282,6 +344,9 @@ def summarize(results: list[dict], meta: dict) -> dict:
             "architecture": runs[0]["architecture"],
             "seeds": [r["seed"] for r in runs],
             "train_steps": runs[0]["train_steps"],
+            # Per seed (same order as `seeds`): the epoch the selection metric peaked, the epochs and steps run.
+            "convergence": {field: [r.get("convergence", {}).get(field) for r in runs]
+                            for field in ("best_epoch", "epochs_run", "steps_run")},
             "seconds_per_run": round(sum(r["seconds"]["total"] for r in runs) / len(runs), 1),
             "metrics": {split: {metric: mean_std([r["metrics"][split][metric] for r in runs])
                                 for metric in SPLIT_KEYS[split]} for split in SPLITS},
@@ -304,7 +369,8 @@ def markdown_tables(summary: dict) -> str:
     """One markdown table per group: iid, shifted, Spurious (lower is better) and dynamic-context R1@0.5 / R1@0.7 /
     mAP, and the iid − shifted mAP gap."""
     titles = {"components": "Components (Table 3-style)", "alpha": "Synthesizer α (Table S1)",
-              "beta": "Dynamics β (Table S2)", "transfer": "Strategies on the QD-DETR baseline ('w/ TD-DETR')"}
+              "beta": "Dynamics β (Table S2)", "transfer": "Strategies on the QD-DETR baseline ('w/ TD-DETR')",
+              "main": "Main comparison at QD-DETR's width (hidden 256, 2/2/2 layers)"}
     header = ("| setting | iid R1@0.5 | iid R1@0.7 | iid mAP | shifted R1@0.5 | shifted R1@0.7 | shifted mAP "
               "| Spurious R1@0.5 ↓ | Spurious R1@0.7 ↓ | Spurious mAP ↓ | dyn-ctx R1@0.5 | dyn-ctx R1@0.7 | dyn-ctx mAP "
               "| iid − shifted mAP ↓ |")
@@ -319,7 +385,24 @@ def markdown_tables(summary: dict) -> str:
             cells.append(_cell(summary["settings"][row["key"]]["shortcut_gap"]["MR-full-mAP"]))
             out.append(f"| {row['label']} | " + " | ".join(cells) + " |")
         out.append("")
-    return "\n".join(out)
+    return "\n".join(out + convergence_table(summary))
+
+
+def convergence_table(summary: dict) -> list[str]:
+    """Per setting: best epoch and epochs run of each seed (runs until converged: the rule stopped it before the
+    cap when epochs run < the cap) and the mean seconds per run."""
+    rows = [(key, setting) for key, setting in summary["settings"].items()
+            if any(v is not None for v in setting.get("convergence", {}).get("epochs_run", []))]
+    if not rows:
+        return []
+    out = ["**Run length (best epoch / epochs run, per seed)**", "",
+           "| setting | seeds | best epoch | epochs run | optimizer steps | seconds per run |", "|---|---|---|---|---|---|"]
+    for key, setting in rows:
+        c = setting["convergence"]
+        joined = [", ".join("-" if v is None else f"{v:g}" for v in c[field]) for field in ("best_epoch", "epochs_run", "steps_run")]
+        out.append(f"| {setting['label']} | {', '.join(map(str, setting['seeds']))} | " + " | ".join(joined)
+                   + f" | {setting['seconds_per_run']:g} |")
+    return out + [""]
 
 
 def text_table(summary: dict) -> str:
@@ -341,16 +424,16 @@ def text_table(summary: dict) -> str:
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def prepare(results_dir: Path, plan: Plan) -> None:
-    """The spurious data set and the two architecture configs (feature sizes are filled in from the data)."""
+def prepare(results_dir: Path, plan: Plan, keys: list[str]) -> None:
+    """The spurious data set and the architecture configs of `keys` (feature sizes are filled in from the data)."""
     from td_detr import TDDetrConfig
     from td_detr.data.synthetic import ensure_synthetic_dataset
 
-    ensure_synthetic_dataset(results_dir / "data", seed=0, size=plan.data_size, preset="spurious")
-    for name in ("td_detr", "qd_detr"):
-        path = results_dir / "configs" / f"{name}.json"
+    ensure_synthetic_dataset(results_dir / "data", seed=0, size=plan.data_size, preset=plan.data_preset)
+    for setting in {(SETTINGS[k].architecture, SETTINGS[k].size): SETTINGS[k] for k in keys}.values():
+        path = results_dir / "configs" / f"{setting.architecture}_{setting.size}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        TDDetrConfig(**_architecture(name, plan)).to_json_file(str(path))
+        TDDetrConfig(**_architecture(setting, plan)).to_json_file(str(path))
 
 
 def selected_keys(only: str | None) -> list[str]:
@@ -396,7 +479,7 @@ def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, l
     `threads` threads); write results.json, summary.json, summary.md. Results do not depend on `jobs`."""
     start = time.perf_counter()
     results_dir.mkdir(parents=True, exist_ok=True)
-    prepare(results_dir, plan)
+    prepare(results_dir, plan, keys)
     # Seed-major: a run cut short leaves whole seeds done rather than whole settings missing.
     specs = [run_spec(SETTINGS[k], seed, plan, results_dir) for seed in plan.seeds for k in keys]
     by_name: dict[str, dict] = {}
@@ -442,8 +525,9 @@ def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, l
     results = [by_name[run_name(spec["key"], spec["seed"])] for spec in specs]
     meta = {
         "plan": dataclasses.asdict(plan),
-        "data": {"preset": "spurious", "seed": 0, "train_size": plan.data_size, "eval_size": max(1, plan.data_size // 4)},
-        "selection": "best epoch by MR-full-mAP on validation_iid",
+        "data": {"preset": plan.data_preset, "seed": 0, "train_size": plan.data_size, "eval_size": max(1, plan.data_size // 4)},
+        "selection": "best epoch by MR-full-mAP on validation_iid"
+                     + (" (until converged: no improvement for a fifth of the run)" if plan.until_converged else ""),
         "runs": len(results),
         "runs_executed_now": ran,
         "wall_seconds_this_invocation": round(time.perf_counter() - start, 1),
@@ -476,10 +560,13 @@ def resummarize(results_dir: Path) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 seed, 4 epochs (7 min on 2 cores with --jobs 2 --threads 1)")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 4 epochs")
     parser.add_argument("--dry-run", action="store_true",
                         help="tiny data and model, 2 steps, no worker process; wins over --quick (checks the whole pipeline)")
-    parser.add_argument("--results-dir", type=Path, help="default: runs/ablation[-quick|-dry-run]")
+    parser.add_argument("--plan", choices=("study", "earlier"), default="study",
+                        help="study: the spurious_hard preset, 5 seeds, until converged (default); earlier: the "
+                             "spurious preset, 3 seeds, 12 epochs (docs/RESULTS.md, earlier preset)")
+    parser.add_argument("--results-dir", type=Path, help="default: runs/ablation[-earlier|-quick|-dry-run]")
     parser.add_argument("--only", help="comma-separated setting keys (default: all): " + ", ".join(SETTINGS))
     parser.add_argument("--seeds", help="comma-separated seeds (default: the plan's)")
     parser.add_argument("--epochs", type=float, help="training epochs per run (default: the plan's)")
@@ -497,7 +584,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def chosen_plan(args) -> Plan:
     """--dry-run shrinks whichever plan was asked for (so `--quick --dry-run` checks the quick run's pipeline)."""
-    return PLANS["dry_run" if args.dry_run else "quick" if args.quick else "full"]
+    return PLANS["dry_run" if args.dry_run else "quick" if args.quick else args.plan]
 
 
 def main(argv=None) -> int:
@@ -510,8 +597,8 @@ def main(argv=None) -> int:
         plan = dataclasses.replace(plan, seeds=tuple(int(s) for s in args.seeds.split(",")))
     if args.epochs:
         plan = dataclasses.replace(plan, epochs=args.epochs, max_steps=None)
-    results_dir = args.results_dir or REPO / "runs" / {"full": "ablation", "quick": "ablation-quick",
-                                                       "dry_run": "ablation-dry-run"}[plan.name]
+    results_dir = args.results_dir or REPO / "runs" / {"study": "ablation", "earlier": "ablation-earlier",
+                                                       "quick": "ablation-quick", "dry_run": "ablation-dry-run"}[plan.name]
     if args.summarize_only:
         summary = resummarize(results_dir.absolute())
     else:

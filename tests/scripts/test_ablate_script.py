@@ -38,7 +38,7 @@ def test_models_are_the_package_presets(ablate):
 
 def test_every_run_has_its_own_files(ablate, tmp_path):
     # Dotted setting names ("alpha_0.5") once shared one spec / log file, so parallel runs overwrote each other's.
-    plan = ablate.PLANS["full"]
+    plan = ablate.PLANS["study"]
     specs = [ablate.run_spec(setting, seed, plan, tmp_path) for setting in ablate.SETTINGS.values() for seed in (0, 1)]
     paths = [path for spec in specs for path in (*ablate.side_files(spec), Path(spec["result_file"]), Path(spec["work_dir"]))]
     assert len(set(paths)) == len(paths) == 4 * len(specs)
@@ -141,6 +141,30 @@ def test_parallel_runs_keep_their_own_results(ablate, tmp_path):
 
 
 @pytest.mark.parametrize("flags, plan", [(["--quick", "--dry-run"], "dry_run"), (["--dry-run"], "dry_run"),
-                                         (["--quick"], "quick"), ([], "full")])
+                                         (["--quick"], "quick"), ([], "study"), (["--plan", "earlier"], "earlier")])
 def test_dry_run_combines_with_quick(ablate, flags, plan):
     assert ablate.chosen_plan(ablate.parse_args(flags)).name == plan
+
+
+def test_equal_samples_baseline_sees_the_synthesizing_models_rows_per_round(ablate):
+    # full_256 trains on B originals + B/2 synthesized rows a step; the equal-samples baseline gets 1.5x the steps per
+    # evaluation round (and per cap and LR drop), so both have seen as many rows at every round.
+    plan = ablate.PLANS["study"]
+    full = ablate.schedule_flags(ablate.SETTINGS["full_256"], plan)
+    equal = ablate.schedule_flags(ablate.SETTINGS["baseline_256_equal_samples"], plan)
+    steps_per_epoch = -(-plan.data_size // plan.batch_size)
+
+    def value(flags, name):
+        return float(flags[flags.index(name) + 1])
+
+    assert "--until-converged" in full and "--until-converged" in equal
+    assert value(full, "--epochs") == plan.epochs and "--save-steps" not in full
+    rows_per_round = value(equal, "--save-steps") * plan.batch_size
+    assert rows_per_round == 1.5 * steps_per_epoch * plan.batch_size
+    assert value(equal, "--max-steps") == 1.5 * plan.epochs * steps_per_epoch
+    assert value(equal, "--lr-drop") == 1.5 * value(full, "--lr-drop")
+    assert value(full, "--lr") == value(equal, "--lr")  # the width's learning rate, the same for both
+    spec = ablate.run_spec(ablate.SETTINGS["full_256"], 0, plan, Path("/r"))
+    assert spec["model"]["hidden_size"] == 256 and spec["commands"][0][spec["commands"][0].index("--config") + 1] \
+        == "/r/configs/td_detr_qd_detr_width.json"
+    assert ablate.run_spec(ablate.SETTINGS["full"], 0, plan, Path("/r"))["model"]["hidden_size"] == 64

@@ -36,6 +36,9 @@ def add_parser(subparsers) -> None:
                             "epoch: two passes over the training queries for qvhighlights, charades_sta and custom data "
                             "(the official loader walks 2N entries: N synthetic + N original), one for the synthetic "
                             "demo; e.g. qvhighlights: 200 epochs of ceil(2N/32) steps")
+    group.add_argument("--until-converged", action="store_true",
+                       help="stop once the selection metric has not improved for a fifth of the run (at least 10 "
+                            "evaluations); --epochs / --max-steps become the cap (td_detr.convergence)")
     group.add_argument("--lr-drop", type=int, metavar="EPOCHS",
                        help="multiply the learning rate by 0.1 every EPOCHS epochs (default: preset; qvhighlights 80, "
                             "charades_sta none)")
@@ -119,6 +122,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     from transformers import set_seed
 
     from ..configuration_td_detr import TDDetrConfig
+    from ..convergence import StopWhenConvergedCallback, convergence_report
     from ..data.collator import DataCollatorForMomentRetrieval
     from ..metrics import format_metrics_table
     from ..modeling_td_detr import TDDetrForMomentRetrieval
@@ -199,7 +203,8 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         data_collator=train_collator,
         eval_data_collator=eval_collator,
         processing_class=processor,
-        callbacks=[CompleteCheckpointCallback(run), TimeEstimateCallback()],
+        callbacks=[CompleteCheckpointCallback(run), TimeEstimateCallback(),
+                   *([StopWhenConvergedCallback()] if args.until_converged else [])],
         **schedule,
     )
     report = use_epoch_report(trainer, preset.best_metric, data.eval_split)
@@ -240,11 +245,22 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
             print()
             print(final_table(report.best if trainer.args.load_best_model_at_end else None, data.eval_split,
                               metrics["brief"], held_out_split, held_out["brief"] if held_out else None))
+            if args.until_converged:
+                print(convergence_line(convergence_report(trainer.state.log_history, preset.best_metric),
+                                       trainer.state.global_step >= trainer.state.max_steps))
         save_trained_model(trainer.model, processor, output_dir, metrics, predictions, data, args)
         if held_out is not None:
             (output_dir / "test_metrics.json").write_text(json.dumps({"split": held_out_split, **held_out}, indent=2))
         print(f"\nsaved to {output_dir}")
     return 0
+
+
+def convergence_line(report: dict, reached_cap: bool) -> str:
+    if not report:
+        return "convergence: no evaluation during training"
+    end = "reached the cap before converging" if reached_cap else "stopped: no improvement for a fifth of the run"
+    return (f"convergence: best epoch {report['best_epoch']:g} of {report['epochs_run']:g} "
+            f"({report['evaluations']} evaluations); {end}")
 
 
 def preset_line(name: str, tier, num_queries: int, args) -> str:

@@ -21,6 +21,12 @@ away from every target window; a model that learned the shortcut predicts the de
 cue at all. Distractor segments carry no cue. The action signal is weaker than in the default preset but still
 learnable, so the cue is the easier signal.
 
+Preset ``spurious_hard`` has the same splits and layout with a shortcut that matters: the action signature is
+0.45 / 0.3 strong (spurious: 1.0 / 0.6) and the cue 2.0 / 2.5 (spurious: 1.5 / 2.0), against the same per-clip noise.
+The data folder's README scores two oracles on every split (:mod:`.synthetic_oracles`): a cue-only predictor
+(100 mAP where the cue brackets the moment, 0 where it brackets the decoy) and an action-only predictor (the same on
+every split, well below 100).
+
 Records carry a few extra fields the builder ignores: ``action``, ``bucket`` and (spurious preset)
 ``cue_placement``, ``cue_windows`` and ``decoy_windows`` (seconds).
 """
@@ -39,6 +45,7 @@ import numpy as np
 from ..errors import TDDetrInputError
 from ..output_paths import check_writable_dir
 from .layout import write_annotations, write_text_features, write_video_features
+from .synthetic_oracles import oracle_scores, oracle_table
 
 GENERATOR_VERSION = 1
 CLIP_LENGTH = 2.0
@@ -48,7 +55,7 @@ MIN_CLIPS, MAX_CLIPS = 30, 75
 CUE_CLIPS = 3  # length of a cue block
 FAR_GAP = 6  # clips between a target window and the cue blocks in the shifted eval splits
 MAX_DECOY_CLIPS = 10
-PRESETS = ("default", "spurious")
+PRESETS = ("default", "spurious", "spurious_hard")
 
 ACTION_WORDS = (
     ("cooking", "baking"), ("shopping", "browsing"),
@@ -78,18 +85,27 @@ class _Amplitudes:
 _PRESET_AMPLITUDES = {
     "default": _Amplitudes(action=(1.5, 0.9), scene=(0.6, 1.0), cue=(0.0, 0.0), noise=(1.0, 0.8)),
     "spurious": _Amplitudes(action=(1.0, 0.6), scene=(0.6, 1.0), cue=(1.5, 2.0), noise=(1.0, 0.8)),
+    # The shortcut that matters: the action a third as strong as the cue's weaker feature type would make it.
+    "spurious_hard": _Amplitudes(action=(0.45, 0.3), scene=(0.6, 1.0), cue=(2.0, 2.5), noise=(1.0, 0.8)),
 }
 
-# split -> (fraction of --size, cue placement); the spurious preset's cue placement per split.
+def preset_amplitudes(preset: str) -> _Amplitudes:
+    """The signal strengths of a preset (what the oracles of td_detr.data.synthetic_oracles filter for)."""
+    return _PRESET_AMPLITUDES[preset]
+
+
+# split -> (fraction of --size, cue placement); the spurious presets' cue placement per split.
+_SPURIOUS_SPLITS = {
+    "train": (1.0, "adjacent"),
+    "validation": (0.25, "far"),
+    "test": (0.25, "far"),
+    "validation_iid": (0.25, "adjacent"),
+    "validation_no_cue": (0.25, "none"),
+}
 _SPLITS = {
     "default": {"train": (1.0, None), "validation": (0.25, None), "test": (0.25, None)},
-    "spurious": {
-        "train": (1.0, "adjacent"),
-        "validation": (0.25, "far"),
-        "test": (0.25, "far"),
-        "validation_iid": (0.25, "adjacent"),
-        "validation_no_cue": (0.25, "none"),
-    },
+    "spurious": _SPURIOUS_SPLITS,
+    "spurious_hard": _SPURIOUS_SPLITS,
 }
 SPLIT_DESCRIPTIONS = {
     "train": "training split (spurious preset: the cue brackets every moment)",
@@ -318,7 +334,7 @@ def _layout_info(seed: int, size: int, preset: str, counts: dict) -> dict:
     }
 
 
-def _readme(info: dict) -> str:
+def _readme(info: dict, oracles: str | None = None) -> str:
     video = ", ".join(f"{d}/ ({n}-d)" for d, n in zip(info["video_feature_dirs"], info["video_feature_dims"]))
     lines = [
         f"# {info['name']} (preset '{info['preset']}', seed {info['seed']})",
@@ -336,6 +352,12 @@ def _readme(info: dict) -> str:
     for split, file in info["splits"].items():
         count, description = info["split_sizes"][split], info["split_descriptions"][split]
         lines.append(f"  - `{split}`: {file}, {count} queries: {description}")
+    if oracles:
+        lines += ["", "What each split tests, scored with the project's metrics (td_detr.data.synthetic_oracles): the",
+                  "*cue-only* oracle predicts the stretch between two blocks of the query action's cue and never reads",
+                  "the action; the *action-only* oracle predicts where the action's signature is and never reads the",
+                  "cue. A model that learned the shortcut scores like the first, one that learned the task like the",
+                  "second.", "", oracles]
     lines += ["", "See the docstring of td_detr.data.synthetic for the generative story.", ""]
     return "\n".join(lines)
 
@@ -380,7 +402,8 @@ def write_synthetic_dataset(
             counts[split], qid = count, qid + count
         info = _layout_info(seed, size, preset, counts)
         (tmp / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(_readme(info), encoding="utf-8")
+        oracles = oracle_table(oracle_scores(tmp, world, amps)) if preset != "default" else None
+        (tmp / "README.md").write_text(_readme(info, oracles), encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
         os.replace(tmp, out_dir)
