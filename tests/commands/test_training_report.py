@@ -72,3 +72,14 @@ def test_report_to_tensorboard_without_the_package_exits_2(run, tmp_path, monkey
     assert train(run, tmp_path / "never", "--report-to", "tensorboard") == 2
     assert "pip install 'td-detr[tensorboard]'" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
+
+
+def test_until_converged_stops_a_flat_run_at_a_fifth_without_improvement(run, tmp_path, capsys):
+    # At a learning rate too small to change any prediction the selection metric is flat: the best (first) epoch is
+    # 1, so the run stops at the 10th evaluation (the minimum), far below the 40-epoch cap.
+    output = tmp_path / "converged"
+    assert train(run, output, "--epochs", "40", "--lr", "1e-12", "--until-converged") == 0
+    out = capsys.readouterr().out
+    assert "convergence: best epoch 1 of 10 (10 evaluations); stopped: no improvement for a fifth of the run" in out
+    state = read_json(sorted((output / "checkpoints").glob("checkpoint-*/trainer_state.json"))[-1])
+    assert state["global_step"] == 10 * 3  # 24 queries / batch 8
