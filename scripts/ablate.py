@@ -20,9 +20,10 @@ Settings (the synthetic preset model: hidden 64, 2/2/2 layers, unless said other
 * α ∈ {0.3, 0.5, 0.7, 0.9} and β ∈ {0.1, 0.3, 0.5, 0.7, 0.9} on the full model (0.7 is the full run itself);
 * transfer: the QD-DETR baseline as released (span / gIoU weights 10 / 1 instead of TD-DETR's 1 / 10, no dynamics,
   no synthesis), the same with the synthesizer alone, and with both strategies;
-* main: baseline vs full TD-DETR at QD-DETR's width (hidden 256, 8 heads, FFN 1024, 2/2/2 layers), at equal
-  optimizer steps (``baseline_256`` vs ``full_256``) and at equal samples seen (``baseline_256_equal_samples``: 1.5x
-  the steps per round, as many rows as the full model's B originals + B/2 synthesized rows a step).
+* main: baseline vs full TD-DETR at equal optimizer steps (``baseline`` vs ``full``) and at equal samples seen
+  (``baseline_equal_samples``: 1.5x the steps per round, as many rows as the full model's B originals + B/2
+  synthesized rows a step); width_256: the same three at QD-DETR's width (hidden 256, 8 heads, FFN 1024, 2/2/2
+  layers: ``baseline_256``, ``baseline_256_equal_samples``, ``full_256``).
 
 Each run is one worker process running the ``td-detr`` commands (``OMP_NUM_THREADS`` = ``--threads``; ``--jobs`` at a time)
 that writes ``RESULTS/runs/<setting>__seed<S>.json`` atomically when it is done (with its best epoch, epochs and
@@ -31,8 +32,8 @@ steps run under ``convergence``); its predictions on ``validation`` and ``valida
 is wiped). ``results.json`` (every run) and ``summary.json`` (mean ± std per setting, sample std over seeds) and
 ``summary.md`` (the tables) are rewritten at the end; ``--summarize-only`` rewrites them from ``results.json``.
 
-    python scripts/ablate.py --jobs 2 --threads 1 --only baseline_256,baseline_256_equal_samples,full_256  # main
-    python scripts/ablate.py --jobs 2 --threads 1   # the whole study: 5 seeds x 18 settings, until converged
+    python scripts/ablate.py --jobs 2 --threads 1 --only baseline,baseline_equal_samples,full  # main comparison
+    python scripts/ablate.py --jobs 2 --threads 1   # the whole study: 5 seeds x 19 settings, until converged
     python scripts/ablate.py --plan earlier --jobs 2 --threads 1   # the earlier study: 3 seeds x 15, 12 epochs
     python scripts/ablate.py --quick --jobs 2 --threads 1   # 1 seed x 4 epochs
     python scripts/ablate.py --dry-run --results-dir /tmp/abl   # tiny data / model, 2 steps per run
@@ -91,8 +92,10 @@ SETTINGS = {s.key: s for s in (
     Setting("qd_detr", "QD-DETR (as released)", NO_STRATEGY, "qd_detr"),
     Setting("qd_detr_synthesis", "QD-DETR w/ synthesizer", ("--no-dynamics", "--pairing", "similarity"), "qd_detr"),
     Setting("qd_detr_td", "QD-DETR w/ TD-DETR (synthesizer + dynamics)", (), "qd_detr"),
-    # The main comparison at QD-DETR's width: equal optimizer steps (baseline_256 vs full_256) and equal samples seen
-    # (baseline_256_equal_samples: 1.5x the baseline's steps per round, as many rows as full_256 sees).
+    # The main comparison, baseline vs full: equal optimizer steps (baseline vs full) and equal samples seen
+    # (baseline_equal_samples: 1.5x the baseline's steps per round, as many rows as the full model sees); the same
+    # at QD-DETR's width (hidden 256).
+    Setting("baseline_equal_samples", "baseline, equal samples (1.5x steps)", NO_STRATEGY, samples_per_round=1.5),
     Setting("baseline_256", "baseline, hidden 256", NO_STRATEGY, size="qd_detr_width"),
     Setting("baseline_256_equal_samples", "baseline, hidden 256, equal samples (1.5x steps)", NO_STRATEGY,
             size="qd_detr_width", samples_per_round=1.5),
@@ -106,7 +109,8 @@ GROUPS = {
     "alpha": [(f"α={a}", "full" if a == 0.7 else f"alpha_{a}", a) for a in (0.3, 0.5, 0.7, 0.9)],
     "beta": [(f"β={b}", "full" if b == 0.7 else f"beta_{b}", b) for b in (0.1, 0.3, 0.5, 0.7, 0.9)],
     "transfer": [(SETTINGS[k].label, k, None) for k in ("qd_detr", "qd_detr_synthesis", "qd_detr_td")],
-    "main": [(SETTINGS[k].label, k, None) for k in ("baseline_256", "baseline_256_equal_samples", "full_256")],
+    "main": [(SETTINGS[k].label, k, None) for k in ("baseline", "baseline_equal_samples", "full")],
+    "width_256": [(SETTINGS[k].label, k, None) for k in ("baseline_256", "baseline_256_equal_samples", "full_256")],
 }
 
 
@@ -370,7 +374,8 @@ def markdown_tables(summary: dict) -> str:
     mAP, and the iid − shifted mAP gap."""
     titles = {"components": "Components (Table 3-style)", "alpha": "Synthesizer α (Table S1)",
               "beta": "Dynamics β (Table S2)", "transfer": "Strategies on the QD-DETR baseline ('w/ TD-DETR')",
-              "main": "Main comparison at QD-DETR's width (hidden 256, 2/2/2 layers)"}
+              "main": "Main comparison: baseline vs full at equal steps and at equal samples (hidden 64)",
+              "width_256": "Main comparison at QD-DETR's width (hidden 256, 2/2/2 layers)"}
     header = ("| setting | iid R1@0.5 | iid R1@0.7 | iid mAP | shifted R1@0.5 | shifted R1@0.7 | shifted mAP "
               "| Spurious R1@0.5 ↓ | Spurious R1@0.7 ↓ | Spurious mAP ↓ | dyn-ctx R1@0.5 | dyn-ctx R1@0.7 | dyn-ctx mAP "
               "| iid − shifted mAP ↓ |")
