@@ -23,20 +23,33 @@ Settings (the synthetic preset model: hidden 64, 2/2/2 layers, unless said other
 * main: baseline vs full TD-DETR at equal optimizer steps (``baseline`` vs ``full``) and at equal samples seen
   (``baseline_equal_samples``: 1.5x the steps per round, as many rows as the full model's B originals + B/2
   synthesized rows a step); width_256: the same three at QD-DETR's width (hidden 256, 8 heads, FFN 1024, 2/2/2
-  layers: ``baseline_256``, ``baseline_256_equal_samples``, ``full_256``).
+  layers: ``baseline_256``, ``baseline_256_equal_samples``, ``full_256``); ``qd_detr_equal_samples``: QD-DETR on
+  as many rows as QD-DETR w/ TD-DETR. An equal-samples setting's ratio of steps is computed from the two training
+  configs (rows per optimizer step of the synthesizer, :func:`samples_per_round`), not typed.
 
 Each run is one worker process running the ``td-detr`` commands (``OMP_NUM_THREADS`` = ``--threads``; ``--jobs`` at a time)
-that writes ``RESULTS/runs/<setting>__seed<S>.json`` atomically when it is done (with its best epoch, epochs and
-steps run under ``convergence``); its predictions on ``validation`` and ``validation_iid`` are kept in
-``RESULTS/predictions``. A rerun skips finished runs and restarts an interrupted one from scratch (its work folder
-is wiped). ``results.json`` (every run) and ``summary.json`` (mean ± std per setting, sample std over seeds) and
-``summary.md`` (the tables) are rewritten at the end; ``--summarize-only`` rewrites them from ``results.json``.
+that writes ``RESULTS/runs/<setting>__seed<S>.json`` atomically when it is done; its predictions on ``validation``
+and ``validation_iid`` are kept in ``RESULTS/predictions``. A rerun skips finished runs and restarts an interrupted
+one from scratch (its work folder is wiped). A run's record holds the metrics above, the per-query AP of the iid,
+shifted and Spurious splits (``per_query_ap``: 100 × their mean is the split's mAP), the optimizer steps, samples
+(rows, synthesized ones included) seen, best epoch, epochs and steps run (``convergence``) and the wall-clock
+seconds of each command.
+
+``results.json`` (every run), ``summary.json`` and ``summary.md`` are rewritten at the end; ``--summarize-only``
+rewrites them from ``results.json``. The summary holds mean ± std per setting (sample std over seeds), the run
+lengths, and every claim of :data:`CLAIMS` (full vs baseline, each component vs the baseline, each α / β vs the full
+default, each strategy vs QD-DETR) as the mean paired difference (by seed) of shifted mAP, the iid − shifted gap,
+Spurious mAP and iid mAP and the share of the baseline's lost shifted mAP kept, each with a 95 % hierarchical
+bootstrap interval over seeds and queries (``ablation_statistics.py``; a cell reads "not shown" unless the interval
+excludes 0), at equal steps and, where the equal-samples runs exist, at equal samples seen, with each setting's
+training time beside it.
 
     python scripts/ablate.py --jobs 2 --threads 1 --only baseline,baseline_equal_samples,full  # main comparison
-    python scripts/ablate.py --jobs 2 --threads 1   # the whole study: 5 seeds x 19 settings, until converged
+    python scripts/ablate.py --jobs 2 --threads 1   # the whole study: 5 seeds x 20 settings, until converged
     python scripts/ablate.py --plan earlier --jobs 2 --threads 1   # the earlier study: 3 seeds x 15, 12 epochs
     python scripts/ablate.py --quick --jobs 2 --threads 1   # 1 seed x 4 epochs
     python scripts/ablate.py --dry-run --results-dir /tmp/abl   # tiny data / model, 2 steps per run
+    python scripts/ablate.py --summarize-only --results-dir runs/ablation   # the tables and claims again
 """
 
 from __future__ import annotations
@@ -59,6 +72,9 @@ from td_detr.convergence import convergence_report
 from td_detr.registry import DATA_SETS
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "scripts") not in sys.path:  # the statistics module beside this script, when loaded from a test
+    sys.path.insert(0, str(REPO / "scripts"))
+import ablation_statistics as statistics  # noqa: E402
 SPLITS = ("iid", "shifted", "spurious", "dynamic_context")
 MAIN_KEYS = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP")
 SPURIOUS_KEYS = ("Spurious-R1@0.5", "Spurious-R1@0.7", "Spurious-mAP")
@@ -68,16 +84,16 @@ SPLIT_KEYS = {"iid": MAIN_KEYS, "shifted": MAIN_KEYS, "spurious": SPURIOUS_KEYS,
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One trained configuration: `flags` go to `td-detr train`; `architecture` picks the loss / matcher weights and
-    `size` the model width (:data:`MODEL_SIZES`). `samples_per_round` > 1: each evaluation round (the unit of the
-    epoch cap and of the convergence rule) covers that many passes over the training rows, so a baseline with 1.5
-    sees as many rows per round as a synthesizing model (B originals + B/2 synthesized rows a step)."""
+    `size` the model width (:data:`MODEL_SIZES`). `samples_like`: an equal-samples run, whose evaluation rounds (the
+    unit of the epoch cap and of the convergence rule) each cover as many rows as a round of that setting
+    (:func:`samples_per_round`: the ratio of rows per optimizer step, from the two training configs)."""
 
     key: str
     label: str
     flags: tuple = ()
     architecture: str = "td_detr"  # "td_detr": the synthetic preset model; "qd_detr": QD-DETR loss / matcher weights
     size: str = "small"
-    samples_per_round: float = 1.0
+    samples_like: str | None = None
 
 
 NO_STRATEGY = ("--no-synthesis", "--no-dynamics")
@@ -92,13 +108,15 @@ SETTINGS = {s.key: s for s in (
     Setting("qd_detr", "QD-DETR (as released)", NO_STRATEGY, "qd_detr"),
     Setting("qd_detr_synthesis", "QD-DETR w/ synthesizer", ("--no-dynamics", "--pairing", "similarity"), "qd_detr"),
     Setting("qd_detr_td", "QD-DETR w/ TD-DETR (synthesizer + dynamics)", (), "qd_detr"),
+    Setting("qd_detr_equal_samples", "QD-DETR, equal samples (1.5x steps)", NO_STRATEGY, "qd_detr",
+            samples_like="qd_detr_td"),
     # The main comparison, baseline vs full: equal optimizer steps (baseline vs full) and equal samples seen
     # (baseline_equal_samples: 1.5x the baseline's steps per round, as many rows as the full model sees); the same
     # at QD-DETR's width (hidden 256).
-    Setting("baseline_equal_samples", "baseline, equal samples (1.5x steps)", NO_STRATEGY, samples_per_round=1.5),
+    Setting("baseline_equal_samples", "baseline, equal samples (1.5x steps)", NO_STRATEGY, samples_like="full"),
     Setting("baseline_256", "baseline, hidden 256", NO_STRATEGY, size="qd_detr_width"),
     Setting("baseline_256_equal_samples", "baseline, hidden 256, equal samples (1.5x steps)", NO_STRATEGY,
-            size="qd_detr_width", samples_per_round=1.5),
+            size="qd_detr_width", samples_like="full_256"),
     Setting("full_256", "full TD-DETR, hidden 256", (), size="qd_detr_width"),
 )}
 
@@ -108,10 +126,26 @@ GROUPS = {
                    ("baseline", "synthesis_random", "synthesis_similarity", "dynamics_only", "full")],
     "alpha": [(f"α={a}", "full" if a == 0.7 else f"alpha_{a}", a) for a in (0.3, 0.5, 0.7, 0.9)],
     "beta": [(f"β={b}", "full" if b == 0.7 else f"beta_{b}", b) for b in (0.1, 0.3, 0.5, 0.7, 0.9)],
-    "transfer": [(SETTINGS[k].label, k, None) for k in ("qd_detr", "qd_detr_synthesis", "qd_detr_td")],
+    "transfer": [(SETTINGS[k].label, k, None)
+                 for k in ("qd_detr", "qd_detr_equal_samples", "qd_detr_synthesis", "qd_detr_td")],
     "main": [(SETTINGS[k].label, k, None) for k in ("baseline", "baseline_equal_samples", "full")],
     "width_256": [(SETTINGS[k].label, k, None) for k in ("baseline_256", "baseline_256_equal_samples", "full_256")],
 }
+
+# What the study claims: setting against reference, each with a bootstrap interval (ablation_statistics); the
+# equal-samples comparisons are found from the records.
+Claim = statistics.Claim
+CLAIMS = [
+    Claim("main", "full TD-DETR vs baseline", "full", "baseline"),
+    Claim("width_256", "full TD-DETR vs baseline, hidden 256", "full_256", "baseline_256"),
+    *(Claim("components", f"{SETTINGS[k].label} vs baseline", k, "baseline")
+      for k in ("synthesis_random", "synthesis_similarity", "dynamics_only")),
+    Claim("components", "similarity vs random pairing", "synthesis_similarity", "synthesis_random"),
+    Claim("components", "dynamics on top of the synthesizer (full vs + synthesis)", "full", "synthesis_similarity"),
+    *(Claim(sweep, f"{symbol}={x} vs {symbol}=0.7 (full)", key, "full")
+      for sweep, symbol in (("alpha", "α"), ("beta", "β")) for _, key, x in GROUPS[sweep] if key != "full"),
+    *(Claim("transfer", f"{SETTINGS[k].label} vs QD-DETR", k, "qd_detr") for k in ("qd_detr_synthesis", "qd_detr_td")),
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,34 +219,62 @@ def run_spec(setting: Setting, seed: int, plan: Plan, results_dir: Path) -> dict
         "architecture": setting.architecture, "size": setting.size, "model": _architecture(setting, plan),
         "epochs": plan.epochs, "max_steps": plan.max_steps, "batch_size": plan.batch_size,
         "data_size": plan.data_size, "data_preset": plan.data_preset, "until_converged": plan.until_converged,
-        "samples_per_round": setting.samples_per_round, "commands": [train, evaluate, spurious],
+        "samples_per_round": samples_per_round(setting, plan), "rows_per_batch": rows_per_batch(setting, plan),
+        "commands": [train, evaluate, spurious],
     }
     # Paths are left out of the fingerprint so a moved results folder still resumes.
     stable = {k: v for k, v in spec.items() if k != "commands"}
     stable["schedule"] = schedule_flags(setting, plan)
     spec["fingerprint"] = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
     spec["work_dir"], spec["result_file"] = str(work), str(results_dir / "runs" / f"{run_name(setting.key, seed)}.json")
+    spec["data_dir"] = str(data)
     return spec
 
 
+def synthesizer(setting: Setting, plan: Plan):
+    """The video synthesizer a run of `setting` trains with: its architecture config's, off with --no-synthesis
+    (the other flags do not change the rows of a step; execute_run checks this against the trained config)."""
+    from td_detr import TDDetrConfig
+    from td_detr.data.synthesis import VideoSynthesizer
+
+    config = TDDetrConfig(**_architecture(setting, plan))
+    if "--no-synthesis" in setting.flags:
+        config.synthesis_pairing = "none"
+    return VideoSynthesizer.from_config(config)
+
+
+def rows_per_batch(setting: Setting, plan: Plan) -> int:
+    """Rows one optimizer step of `setting` trains on (a batch of the plan's size plus the synthesized rows)."""
+    return synthesizer(setting, plan).rows_per_batch(plan.batch_size)
+
+
+def samples_per_round(setting: Setting, plan: Plan) -> float:
+    """Passes over the training rows per evaluation round: 1, or for an equal-samples setting the ratio of rows per
+    step of the setting it matches to its own (1.5 against a synthesizer that keeps the originals)."""
+    if setting.samples_like is None:
+        return 1.0
+    return rows_per_batch(SETTINGS[setting.samples_like], plan) / rows_per_batch(setting, plan)
+
+
 def schedule_flags(setting: Setting, plan: Plan) -> list[str]:
-    """Run length, learning rate and convergence flags of `td-detr train`. A setting with `samples_per_round` r
+    """Run length, learning rate and convergence flags of `td-detr train`. A setting with :func:`samples_per_round` r
     evaluates every r·(steps per epoch) steps and caps, and drops the learning rate, at r times the plan's steps."""
     flags = []
+    rounds = samples_per_round(setting, plan)
     lr = plan.learning_rates.get(setting.size)
     if lr is not None:
         flags += ["--lr", str(lr)]
     if plan.until_converged:
         flags.append("--until-converged")
     if plan.max_steps:
-        return flags + ["--max-steps", str(plan.max_steps)]
+        return flags + ["--max-steps", str(round(plan.max_steps * rounds))]
     lr_drop = plan.lr_drop_epochs or DATA_SETS["synthetic"].training.lr_drop_epochs
-    if setting.samples_per_round == 1.0:
+    if rounds == 1.0:
         return flags + ["--epochs", str(plan.epochs), "--lr-drop", str(lr_drop)]
-    steps_per_round = round(setting.samples_per_round * math.ceil(plan.data_size / plan.batch_size))
+    steps_per_round = round(rounds * math.ceil(plan.data_size / plan.batch_size))
     # --lr-drop counts epochs of ceil(N/B) steps: the drop comes at r x the plan's step.
     return flags + ["--save-steps", str(steps_per_round), "--max-steps", str(round(plan.epochs * steps_per_round)),
-                    "--lr-drop", str(round(lr_drop * setting.samples_per_round))]
+                    "--lr-drop", str(round(lr_drop * rounds))]
 
 
 def _architecture(setting: Setting, plan: Plan) -> dict:
@@ -246,10 +308,15 @@ def execute_run(spec: dict, threads: int) -> dict:
     spurious = json.loads((work / "spurious" / "spurious_metrics.json").read_text())
     shifted = json.loads((work / "shifted" / "metrics.json").read_text())["brief"]
     trainer_state = _trainer_state(model_dir / "checkpoints")
+    data = Path(spec["data_dir"])
+    trained = trained_synthesizer(model_dir)
+    if trained.rows_per_batch(spec["batch_size"]) != spec["rows_per_batch"]:  # the equal-samples budget assumed it
+        raise RuntimeError(f"{work.name}: the trained config makes {trained.rows_per_batch(spec['batch_size'])} rows a "
+                           f"step, not the {spec['rows_per_batch']} the plan computed from the setting")
     result = {
         **{k: spec.get(k) for k in ("key", "label", "seed", "plan", "flags", "architecture", "size", "model", "epochs",
                                     "max_steps", "batch_size", "data_size", "data_preset", "until_converged",
-                                    "samples_per_round", "fingerprint")},
+                                    "samples_per_round", "rows_per_batch", "fingerprint")},
         "commands": [command_line(argv) for argv in spec["commands"]],
         "metrics": {
             "iid": _pick(spurious["standard"], MAIN_KEYS),
@@ -257,7 +324,17 @@ def execute_run(spec: dict, threads: int) -> dict:
             "spurious": _pick(spurious["masked"], SPURIOUS_KEYS),
             "dynamic_context": _pick(spurious["dynamic_context"], MAIN_KEYS),
         },
+        # The AP of every query that each split's mAP averages (what the bootstrap of --summarize-only resamples).
+        "per_query_ap": {
+            "iid": per_query_ap(work / "spurious" / "predictions.jsonl", data / "validation_iid.jsonl"),
+            "shifted": per_query_ap(work / "shifted" / "predictions.jsonl", data / "validation.jsonl"),
+            "spurious": per_query_ap(work / "spurious" / "masked" / "predictions.jsonl", spurious["splits"]["masked"]),
+        },
         "train_steps": trainer_state.get("global_step"),
+        # Rows the optimizer steps trained on, synthesized ones included.
+        "samples_seen": samples_seen(trainer_state.get("global_step") or 0,
+                                     _count_lines(data / "train.jsonl") * DATA_SETS["synthetic"].training.passes_per_epoch,
+                                     spec["batch_size"], trained.rows_per_batch),
         "best_checkpoint": Path(trainer_state.get("best_model_checkpoint") or "").name or None,
         # best_epoch / epochs_run count evaluation rounds' epochs; steps_run the optimizer steps actually taken.
         "convergence": convergence_report(trainer_state.get("log_history", []), "MR-full-mAP"),
@@ -276,6 +353,35 @@ def execute_run(spec: dict, threads: int) -> dict:
 
 def _pick(brief: dict, keys) -> dict:
     return {key: float(brief[key]) for key in keys}
+
+
+def per_query_ap(predictions: Path, annotations: Path) -> dict[str, float]:
+    """qid -> AP averaged over the mAP IoU thresholds (the metrics module's function; mean × 100 = MR-full-mAP)."""
+    from td_detr.metrics import per_query_average_precision, read_jsonl
+
+    values = per_query_average_precision(read_jsonl(predictions), read_jsonl(annotations))
+    return {str(qid): ap for qid, ap in values.items()}
+
+
+def _count_lines(path: Path) -> int:
+    return sum(1 for line in path.read_text().splitlines() if line.strip())
+
+
+def trained_synthesizer(model_dir: Path):
+    """The video synthesizer of the config a run saved."""
+    from td_detr import TDDetrConfig
+    from td_detr.data.synthesis import VideoSynthesizer
+
+    return VideoSynthesizer.from_config(TDDetrConfig.from_pretrained(model_dir))
+
+
+def samples_seen(steps: int, rows_per_epoch: int, batch_size: int, rows_of_batch) -> int:
+    """Rows the first `steps` optimizer steps train on: each epoch is ceil(rows_per_epoch / batch_size) batches, the
+    last one short; a batch of b rows becomes rows_of_batch(b) rows."""
+    full, rest = divmod(rows_per_epoch, batch_size)
+    epoch = [batch_size] * full + ([rest] if rest else [])
+    epochs, left = divmod(steps, len(epoch))
+    return epochs * sum(map(rows_of_batch, epoch)) + sum(map(rows_of_batch, epoch[:left]))
 
 
 def _trainer_state(checkpoints: Path) -> dict:
@@ -334,8 +440,9 @@ def mean_std(values: list[float]) -> dict:
     return {"mean": round(mean, 3), "std": round(std, 3), "values": values}
 
 
-def summarize(results: list[dict], meta: dict) -> dict:
-    """summary.json: per setting, mean ± std over seeds of every reported metric; the groups as row lists."""
+def summarize(results: list[dict], meta: dict, resamples: int = statistics.RESAMPLES) -> dict:
+    """summary.json: per setting, mean ± std over seeds of every reported metric; the groups as row lists; every
+    claim with its paired bootstrap interval at each fairness axis; each setting's cost."""
     by_key: dict[str, list[dict]] = {}
     for result in results:
         by_key.setdefault(result["key"], []).append(result)
@@ -360,7 +467,10 @@ def summarize(results: list[dict], meta: dict) -> dict:
         }
     groups = {name: [{"label": label, "key": key, "x": x} for label, key, x in rows if key in settings]
               for name, rows in GROUPS.items()}
-    return {"meta": meta, "settings": settings, "groups": groups}
+    return {"meta": meta, "settings": settings, "groups": groups,
+            "statistics": {"resamples": resamples, "rng_seed": statistics.RNG_SEED, "level": statistics.LEVEL},
+            "claims": statistics.claims(results, CLAIMS, resamples),
+            "costs": statistics.costs(statistics.runs_by_key(results))}
 
 
 def _cell(stat: dict) -> str:
@@ -390,7 +500,10 @@ def markdown_tables(summary: dict) -> str:
             cells.append(_cell(summary["settings"][row["key"]]["shortcut_gap"]["MR-full-mAP"]))
             out.append(f"| {row['label']} | " + " | ".join(cells) + " |")
         out.append("")
-    return "\n".join(out + convergence_table(summary))
+    labels = {key: setting.label for key, setting in SETTINGS.items()}
+    resamples = summary.get("statistics", {}).get("resamples", statistics.RESAMPLES)
+    return "\n".join(out + convergence_table(summary)) + "\n" + statistics.markdown(
+        summary.get("claims", []), summary.get("costs", {}), labels, resamples)
 
 
 def convergence_table(summary: dict) -> list[str]:
@@ -421,6 +534,11 @@ def text_table(summary: dict) -> str:
             stats = (m["iid"]["MR-full-R1@0.7"], m["iid"]["MR-full-mAP"], m["shifted"]["MR-full-R1@0.7"],
                      m["shifted"]["MR-full-mAP"], m["spurious"]["Spurious-mAP"])
             lines.append(f"{row['label'][:43]:44s}" + "".join(f"{_cell(s):>14s}" for s in stats))
+    lines.append(f"-- claims (95 % CI; '{statistics.NOT_SHOWN}' where it includes 0)")
+    for claim in summary["claims"]:
+        effects = claim["effects"]
+        lines.append(f"{claim['label'][:60]:61s}{claim['axis'][:27]:28s} shifted mAP {statistics.cell(effects['shifted'])}"
+                     f";  gap {statistics.cell(effects['gap'])}")
     return "\n".join(lines)
 
 

@@ -178,6 +178,14 @@ def test_spurious_eval_writes_both_splits_and_reports(trained, workspace, tmp_pa
         assert (out / name / "slowfast_features").is_dir()
     masked_vids = {json.loads(line)["vid"] for line in Path(report["splits"]["masked"]).read_text().splitlines()}
     assert len(masked_vids) == 6  # one masked video per query
+    # Each evaluation's predictions are kept: their per-query AP averages to the reported mAP (the ablation's
+    # bootstrap resamples these).
+    from td_detr.metrics import per_query_average_precision, read_jsonl
+
+    for folder, name, key in ((out, "standard", "MR-full-mAP"), (out / "masked", "masked", "Spurious-mAP")):
+        truth = read_jsonl(report["splits"]["masked"]) if name == "masked" else read_jsonl(data / "validation.jsonl")
+        per_query = per_query_average_precision(read_jsonl(folder / "predictions.jsonl"), truth)
+        assert round(100 * sum(per_query.values()) / len(per_query), 2) == report[name][key]
 
 
 def test_train_resume_flag_continues_from_the_latest_checkpoint(workspace, tmp_path, capsys):

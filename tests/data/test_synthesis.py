@@ -328,6 +328,19 @@ def test_batch_size_rules():
     assert [(m["context_qid"], m["qid"]) for m in replace["meta"][8:]] == anchors
 
 
+@pytest.mark.parametrize("keep_originals", [True, False])
+@pytest.mark.parametrize("batch", [1, 2, 5, 8, 9])
+def test_rows_per_batch_counts_what_the_collator_builds(keep_originals, batch):
+    # scripts/ablate.py sizes its equal-samples runs with it: it must be the collator's actual row count.
+    rows = random_rows(batch, batch)
+    collator = DataCollatorForMomentRetrieval(training=True, clip_length=CLIP, synthesis_keep_originals=keep_originals,
+                                              seed=0)
+    config = TDDetrConfig(synthesis_keep_originals=keep_originals)
+    assert VideoSynthesizer.from_config(config).rows_per_batch(batch) == len(collator(rows)["meta"])
+    config.synthesis_pairing = "none"
+    assert VideoSynthesizer.from_config(config).rows_per_batch(batch) == batch
+
+
 def test_rows_of_one_video_are_never_partners_and_lone_rows_stay_original():
     rng = np.random.default_rng(0)
     rows = [tagged_row(q, 8, [(2.0, 6.0)], rng, vid="one") for q in range(3)]

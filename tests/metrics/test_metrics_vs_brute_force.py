@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 import brute_force_evaluator as naive
+from td_detr.errors import TDDetrInputError
 from td_detr.metrics import (
     binary_average_precision,
     detection_average_precision,
     evaluate_submission,
     pack_ground_truth,
     pack_submission,
+    per_query_average_precision,
     top1_iou,
 )
 
@@ -89,6 +91,29 @@ def test_per_query_values_match_brute_force(seed):
         naive.detection_ap(d["pred_relevant_windows"], g["relevant_windows"]) for d, g in pairs if d["pred_relevant_windows"]
     ]
     np.testing.assert_allclose(ap, expected_ap, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_per_query_average_precision_averages_to_the_reported_map(seed):
+    submission, ground_truth = random_case(200 + seed, num_queries=40)
+    per_query = per_query_average_precision(submission, list(reversed(ground_truth)))  # GT order does not matter
+    # Keyed by qid, only the queries mAP averages (those with windows), each the brute-force AP over thresholds.
+    assert list(per_query) == [d["qid"] for d in submission if d["pred_relevant_windows"]]
+    truth = {g["qid"]: g["relevant_windows"] for g in ground_truth}
+    for d in submission:
+        if d["pred_relevant_windows"]:
+            expected = np.mean(naive.detection_ap(d["pred_relevant_windows"], truth[d["qid"]]))
+            assert per_query[d["qid"]] == pytest.approx(expected, abs=1e-12)
+    reported = evaluate_submission(submission, ground_truth)["brief"]["MR-full-mAP"]
+    assert round(100 * np.mean(list(per_query.values())), 2) == reported
+
+
+def test_per_query_average_precision_needs_the_same_qids():
+    gt = [{"qid": 1, "relevant_windows": [[0, 10]]}, {"qid": 2, "relevant_windows": [[0, 10]]}]
+    sub = [{"qid": 1, "pred_relevant_windows": [[50, 60, 0.9], [0, 10, 0.8]]}]
+    with pytest.raises(TDDetrInputError, match=r"not in the submission \[1\]: 2"):
+        per_query_average_precision(sub, gt)
+    assert per_query_average_precision(sub, gt[:1]) == {1: 0.5}
 
 
 def test_binary_average_precision_matches_pr_curve_definition():

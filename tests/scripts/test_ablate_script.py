@@ -56,6 +56,14 @@ def test_dry_run_results_and_resume(ablate, tmp_path, capsys):
     first = results / "runs" / "baseline__seed0.json"
     stored = json.loads(first.read_text())
     assert stored["key"] == "baseline" and stored["seed"] == 0 and stored["train_steps"] == 2
+    # 16 training queries in batches of 8: 2 steps = 1 epoch of 16 rows (no synthesis); the best of the one evaluation.
+    assert (stored["samples_seen"], stored["rows_per_batch"], stored["convergence"]["epochs_run"]) == (16, 8, 1.0)
+    assert (stored["convergence"]["best_step"], stored["convergence"]["best_epoch"]) == (2, 1.0)
+    assert stored["seconds"]["train"] > 0
+    # Per-query AP of every headline split, averaging to the reported mAP.
+    for split, key in (("iid", "MR-full-mAP"), ("shifted", "MR-full-mAP"), ("spurious", "Spurious-mAP")):
+        values = list(stored["per_query_ap"][split].values())
+        assert len(values) == 4 and round(100 * sum(values) / len(values), 2) == stored["metrics"][split][key]
     assert set(stored["metrics"]) == {"iid", "shifted", "spurious", "dynamic_context"}
     assert set(stored["metrics"]["spurious"]) == {"Spurious-R1@0.5", "Spurious-R1@0.7", "Spurious-mAP"}
     for split in ("iid", "shifted", "dynamic_context"):
@@ -88,6 +96,34 @@ def test_dry_run_results_and_resume(ablate, tmp_path, capsys):
     assert [row["key"] for row in summary["groups"]["components"]] == ["baseline", "full"]
     assert [row["x"] for row in summary["groups"]["alpha"]] == [0.7]
     assert "| full TD-DETR |" in (results / "summary.md").read_text()
+    # One seed: the claim is computed but never stated.
+    (claim,) = summary["claims"]
+    assert (claim["setting"], claim["reference"], claim["seeds"]) == ("full", "baseline", [0])
+    assert claim["method"]["shifted"] == "seeds × queries" and not claim["effects"]["shifted"]["shown"]
+    assert summary["costs"]["full"]["samples_seen"] == 32  # the tiny model synthesizes 2·B rows a step
+
+
+def test_equal_samples_runs_train_on_the_rows_of_their_rival(ablate, tmp_path):
+    settings, plan = ablate.SETTINGS, ablate.PLANS["study"]
+    keys = ("baseline", "full", "baseline_equal_samples", "qd_detr", "qd_detr_td", "qd_detr_equal_samples",
+            "baseline_256", "full_256", "baseline_256_equal_samples")
+    spec = {key: ablate.run_spec(settings[key], 0, plan, tmp_path) for key in keys}
+    # The synthetic preset keeps the originals: a synthesizing step trains on 1.5·B rows (computed from the config).
+    assert [spec[k]["rows_per_batch"] for k in keys] == [32, 48, 32, 32, 48, 32, 32, 48, 32]
+    assert [spec[k]["samples_per_round"] for k in keys] == [1.0, 1.0, 1.5, 1.0, 1.0, 1.5, 1.0, 1.0, 1.5]
+    assert spec["qd_detr_equal_samples"]["architecture"] == "qd_detr"
+    assert "--save-steps 15 --max-steps 450" in " ".join(spec["baseline_equal_samples"]["commands"][0])
+    # The dry run's tiny model replaces every row (2·B): twice the steps.
+    dry = ablate.run_spec(settings["baseline_equal_samples"], 0, ablate.PLANS["dry_run"], tmp_path)
+    assert dry["samples_per_round"] == 2.0 and "--max-steps 4" in " ".join(dry["commands"][0])
+
+
+def test_samples_seen_follows_the_epochs_short_last_batch(ablate):
+    one_and_a_half = lambda rows: rows + rows // 2  # noqa: E731
+    # 20 rows in batches of 8: 8, 8, 4 per epoch -> 12, 12, 6 rows; 5 steps = one epoch (30) + two batches (24).
+    assert ablate.samples_seen(5, 20, 8, one_and_a_half) == 54
+    assert ablate.samples_seen(0, 20, 8, one_and_a_half) == 0
+    assert ablate.samples_seen(4, 16, 8, lambda rows: rows) == 32
 
 
 def test_changed_settings_are_not_reused(ablate, tmp_path):

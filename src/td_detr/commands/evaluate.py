@@ -64,7 +64,7 @@ def load_model_and_data(args):
 def run(args) -> int:
     from ..data.collator import DataCollatorForMomentRetrieval
     from ..inference import predict_dataset
-    from ..metrics import evaluate_submission, format_metrics_table
+    from ..metrics import evaluate_submission, format_metrics_table, write_jsonl
     from ..data.ground_truth import ground_truth_records
 
     model, processor, data, dataset = load_model_and_data(args)
@@ -73,9 +73,7 @@ def run(args) -> int:
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / "predictions.jsonl", "w") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
+    write_jsonl(output_dir / "predictions.jsonl", records)
     ground_truth = ground_truth_records(dataset)
     plot_evaluated_query(args, records, ground_truth, processor.clip_length)
     if not all(record.get("relevant_windows") for record in ground_truth):

@@ -309,13 +309,25 @@ class VideoSynthesizer:
 
     # -- steps ------------------------------------------------------------------------------------------------------
 
+    def anchor_count(self, eligible_rows: int) -> int:
+        """How many of the eligible rows become anchors: all, or ``anchor_fraction`` of them with originals kept."""
+        if not self.keep_originals:
+            return eligible_rows
+        return int(np.clip(np.floor(eligible_rows * self.anchor_fraction + 0.5), min(1, eligible_rows), eligible_rows))
+
+    def rows_per_batch(self, batch_size: int) -> int:
+        """Rows a training step sees for a batch of ``batch_size`` when every row can be paired (each paired anchor
+        turns into two synthesized rows): B without synthesis, 2·B (paper), ≈1.5·B with originals kept."""
+        if self.pairing == "none" or batch_size < 2:
+            return batch_size
+        return batch_size + self.anchor_count(batch_size)
+
     def choose_anchors(self, eligible: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Rows that get a partner: all eligible rows, or a random ``anchor_fraction`` of them with originals kept."""
         rows = np.flatnonzero(eligible)
         if not self.keep_originals:
             return rows
-        count = int(np.clip(np.floor(len(rows) * self.anchor_fraction + 0.5), min(1, len(rows)), len(rows)))
-        return np.sort(rng.choice(rows, size=count, replace=False))
+        return np.sort(rng.choice(rows, size=self.anchor_count(len(rows)), replace=False))
 
     def sample_parts(self, own_context, other_valid, block_size, rng):
         """Copies per position of the own context and of the partner video, int64 [n, L] each (before the moment

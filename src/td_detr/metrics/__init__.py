@@ -11,7 +11,7 @@ An ``evaluate`` metric module wrapping it lives at :data:`EVALUATE_MODULE_PATH`:
 
 from pathlib import Path
 
-from .evaluation import evaluate_submission, flatten_metrics, unflatten_metrics
+from .evaluation import evaluate_submission, flatten_metrics, per_query_average_precision, unflatten_metrics
 from .highlight_detection import SALIENCY_LEVELS, binary_average_precision, highlight_metrics
 from .moment_retrieval import (
     LENGTH_BUCKETS,
@@ -30,6 +30,7 @@ from .submission import (
     pack_ground_truth,
     pack_submission,
     read_jsonl,
+    write_jsonl,
 )
 from .table import format_metrics_table
 
@@ -54,9 +55,11 @@ __all__ = [
     "moment_retrieval_metrics",
     "pack_ground_truth",
     "pack_submission",
+    "per_query_average_precision",
     "read_jsonl",
     "temporal_iou_cross",
     "temporal_iou_paired",
     "top1_iou",
     "unflatten_metrics",
+    "write_jsonl",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import TDDetrInputError
 from .highlight_detection import highlight_metrics
-from .moment_retrieval import MAX_PRED_WINDOWS, moment_retrieval_metrics
+from .moment_retrieval import MAX_PRED_WINDOWS, detection_average_precision, moment_retrieval_metrics
 from .submission import (
     InputProblems, ground_truth_has_saliency, pack_ground_truth, pack_submission, require_records,
 )
@@ -87,15 +87,7 @@ def evaluate_submission(
     if match_number or allow_missing:
         problems.add("qids in the submission but not in the ground truth", _listed(pred_qids - gt_qids))
     problems.raise_if_any()
-
-    # Align: submission order (as the official code iterates), restricted to shared qids.
-    keep = np.flatnonzero(np.isin(predictions.qids, list(gt_qids)))
-    predictions = predictions.take(keep)
-    gt_row = {qid: row for row, qid in enumerate(truth.qids.tolist())}
-    truth = truth.take(np.array([gt_row[q] for q in predictions.qids.tolist()], dtype=np.intp))
-    if len(predictions.qids) == 0:
-        problems.add("no qid is shared by the submission and the ground truth", ["all records"])
-        problems.raise_if_any()
+    predictions, truth = _aligned(predictions, truth, problems)
 
     metrics, brief = {}, {}
     if moments:
@@ -114,6 +106,43 @@ def evaluate_submission(
             for name, value in values.items():
                 brief[f"{level}-{name.split('-')[1]}"] = value
     return {"brief": brief, **dict(sorted(metrics.items()))}
+
+
+def _aligned(predictions, truth, problems: InputProblems):
+    """Both restricted to the shared qids, in submission order (as the official code iterates)."""
+    keep = np.flatnonzero(np.isin(predictions.qids, truth.qids))
+    predictions = predictions.take(keep)
+    gt_row = {qid: row for row, qid in enumerate(truth.qids.tolist())}
+    truth = truth.take(np.array([gt_row[q] for q in predictions.qids.tolist()], dtype=np.intp))
+    if len(predictions.qids) == 0:
+        problems.add("no qid is shared by the submission and the ground truth", ["all records"])
+        problems.raise_if_any()
+    return predictions, truth
+
+
+def per_query_average_precision(
+    submission: list[dict], ground_truth: list[dict], *, max_pred_windows: int = MAX_PRED_WINDOWS,
+) -> dict[int, float]:
+    """qid -> the query's average precision (0..1) averaged over the mAP IoU thresholds, for every query that
+    ``MR-full-mAP`` averages: 100 x the mean of these values is ``evaluate_submission(...)["brief"]["MR-full-mAP"]``
+    before rounding (queries without windows are left out, as there). The submission and the ground truth must hold
+    the same qids; records are validated as by :func:`evaluate_submission`."""
+    require_records(submission, "submission")
+    require_records(ground_truth, "ground truth")
+    problems = InputProblems()
+    predictions = pack_submission(submission, max_windows=max_pred_windows, problems=problems)
+    truth = pack_ground_truth(ground_truth, moments=True, highlights=False, problems=problems)
+    if predictions.windows is None and not problems:
+        problems.add("submission: no 'pred_relevant_windows'", ["all records"])
+    problems.add("qids in the ground truth but not in the submission", _listed(set(truth.qids) - set(predictions.qids)))
+    problems.add("qids in the submission but not in the ground truth", _listed(set(predictions.qids) - set(truth.qids)))
+    problems.raise_if_any()
+    predictions, truth = _aligned(predictions, truth, problems)
+    scored = predictions.num_windows > 0
+    ap = detection_average_precision(
+        predictions.windows[scored], predictions.num_windows[scored], truth.windows[scored], truth.num_windows[scored]
+    )
+    return dict(zip(predictions.qids[scored].tolist(), ap.mean(axis=1).tolist()))
 
 
 def flatten_metrics(metrics: dict, sep: str = "/") -> dict[str, float]:

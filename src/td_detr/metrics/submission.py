@@ -87,6 +87,13 @@ def read_jsonl(path: str | Path, *, what: str = "JSONL") -> list[dict]:
     return records
 
 
+def write_jsonl(path: str | Path, records: list[dict]) -> None:
+    """One JSON object per line (the submission format :func:`read_jsonl` reads)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+
+
 @dataclass
 class PackedSubmission:
     """A submission as padded arrays; rows follow the submission order."""

@@ -58,7 +58,9 @@ def spurious_evaluation(
     :class:`~td_detr.data.builder.DatasetSettings`) with the model's `processor` (default: made from its config).
     Returns {"standard": brief, "masked": {Spurious-* and the masked split's brief}, "dynamic_context": brief
     (similarity donors), "dynamic_context_random": brief (random donors), "splits": {name: annotation file}};
-    `contexts` picks which dynamic-context splits are built."""
+    `contexts` picks which dynamic-context splits are built. The predictions of each evaluation are written as
+    `predictions.jsonl`: the standard one in `output_dir`, the others in their split's folder."""
+    from ..metrics import write_jsonl
     from ..processing_td_detr import TDDetrProcessor
     from .splits import write_dynamic_context_split, write_masked_split
 
@@ -67,7 +69,10 @@ def spurious_evaluation(
     output_dir = Path(output_dir)
     annotation = settings.annotation_files[split]
     video_dirs, text_dir = settings.video_feature_dirs, settings.text_feature_dir
-    standard, _ = _evaluate_layout(model, processor, annotation, video_dirs, text_dir, settings, cache_dir, batch_size)
+    standard, records = _evaluate_layout(model, processor, annotation, video_dirs, text_dir, settings, cache_dir,
+                                         batch_size)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(output_dir / "predictions.jsonl", records)
 
     report = {"standard": standard["brief"], "splits": {}}
     writers = {
@@ -82,10 +87,11 @@ def spurious_evaluation(
         folder = output_dir / name
         split_file = write(folder)
         report["splits"][name] = str(split_file)
-        metrics, _ = _evaluate_layout(
+        metrics, records = _evaluate_layout(
             model, processor, split_file, [folder / Path(d).name for d in video_dirs], folder / Path(text_dir).name, settings,
             cache_dir, batch_size,
         )
+        write_jsonl(folder / "predictions.jsonl", records)
         report[name] = metrics["brief"]
     report["masked"] = {**{key: report["masked"][source] for key, source in SPURIOUS_KEYS.items()}, **report["masked"]}
     return report
