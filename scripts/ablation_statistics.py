@@ -11,7 +11,7 @@ the reported mAP). The headline differences S − R:
 * ``iid``: in-distribution mAP;
 * ``kept``: (shifted_S − shifted_R) / (iid_L − shifted_L), the share of the shifted mAP that the family baseline L
   (the run without synthesis and dynamics of S's architecture and width: ``baseline``, ``qd_detr``,
-  ``baseline_256``) loses which S keeps over R (with R = L: the fraction of the baseline's lost shifted mAP that S
+  ``baseline_256``; at equal samples, its equal-samples run) loses which S keeps over R (with R = L: the fraction of the baseline's lost shifted mAP that S
   keeps). A ratio of means over seeds.
 
 Confidence intervals: 95 % percentile intervals of a hierarchical bootstrap (:data:`RESAMPLES` resamples, fixed
@@ -75,15 +75,17 @@ def runs_by_key(results: list[dict]) -> dict[str, dict[int, dict]]:
     return table
 
 
-def split_values(runs: list[dict], split: str) -> tuple[np.ndarray, str]:
-    """[seeds, queries] AP values (0..1) of `split` for `runs` (one per seed, in order), on the queries every run
-    scored, and the method: ``"seeds × queries"``, or ``"seeds"`` (the reported mAP / 100 as one value per seed)
-    when a run lacks per-query values or the runs scored different queries."""
-    per_query = [run.get("per_query_ap", {}).get(split) for run in runs]
+def split_values(runs: dict[str, list[dict]], split: str) -> tuple[dict[str, np.ndarray], str]:
+    """name -> [seeds, queries] AP values (0..1) of `split` for each name's `runs` (one per seed, in the same seed
+    order), and the method: ``"seeds × queries"`` (columns are the same qids for every name), or ``"seeds"`` (the
+    reported mAP / 100 as one value per seed) when a run lacks per-query values or the runs scored other queries."""
+    per_query = [run.get("per_query_ap", {}).get(split) for name_runs in runs.values() for run in name_runs]
     if all(per_query) and all(set(values) == set(per_query[0]) for values in per_query):
         qids = sorted(per_query[0], key=int)
-        return np.array([[values[q] for q in qids] for values in per_query]), "seeds × queries"
-    return np.array([[run["metrics"][split][MAP_KEYS[split]] / 100.0] for run in runs]), "seeds"
+        return ({name: np.array([[run["per_query_ap"][split][q] for q in qids] for run in name_runs])
+                 for name, name_runs in runs.items()}, "seeds × queries")
+    return ({name: np.array([[run["metrics"][split][MAP_KEYS[split]] / 100.0] for run in name_runs])
+             for name, name_runs in runs.items()}, "seeds")
 
 
 def _first(runs: dict[int, dict]) -> dict:
@@ -194,13 +196,9 @@ def compare(table: dict, setting: str, reference: str, loss: str, resamples: int
         return None
     values, methods = {name: {} for name in names}, {}
     for split in SPLITS:
-        arrays = {name: split_values([table[name][seed] for seed in seeds], split) for name in names}
-        if len({array.shape for array, _ in arrays.values()}) > 1 or any(m == "seeds" for _, m in arrays.values()):
-            arrays = {name: (np.array([[table[name][seed]["metrics"][split][MAP_KEYS[split]] / 100] for seed in seeds]),
-                             "seeds") for name in names}
-        for name, (array, method) in arrays.items():
+        arrays, methods[split] = split_values({name: [table[name][seed] for seed in seeds] for name in names}, split)
+        for name, array in arrays.items():
             values[name][split] = array
-            methods[split] = method
     point = {name: {split: 100 * array.mean() for split, array in splits.items()} for name, splits in values.items()}
     estimates = effects(point, setting, reference, loss)
     distributions = effects(bootstrap_means(values, resamples), setting, reference, loss)
