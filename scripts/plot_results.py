@@ -196,17 +196,18 @@ def plot_example(annotation_file, prediction_files: dict, qid=None, top_k: int =
 
 
 def plot_all(results_dir: Path, output_dir: Path, seed: int = 0, reference: str = "baseline",
-             target: str = "full") -> list[Path]:
-    """Every plot of an ablation folder into `output_dir`; returns the written files."""
+             target: str = "full", prefix: str = "ablation_") -> list[Path]:
+    """Every plot of an ablation folder into `output_dir` (file names start with `prefix`); returns the written
+    files."""
     summary = json.loads((results_dir / "summary.json").read_text())
     written = []
     for group in ("alpha", "beta"):
         if summary["groups"].get(group):
-            written.append(output_dir / f"ablation_{group}.png")
+            written.append(output_dir / f"{prefix}{group}.png")
             plot_sweep(summary, group, written[-1])
-    for group in ("components", "transfer"):
+    for group in ("main", "components", "transfer", "width_256"):
         if summary["groups"].get(group):
-            written.append(output_dir / f"ablation_{group}.png")
+            written.append(output_dir / f"{prefix}{group}.png")
             plot_bars(summary, group, written[-1])
     files = {label: results_dir / "predictions" / f"{key}__seed{seed}__validation.jsonl"
              for label, key in ((summary["settings"].get(reference, {}).get("label", reference), reference),
@@ -217,7 +218,8 @@ def plot_all(results_dir: Path, output_dir: Path, seed: int = 0, reference: str 
         annotations = read_jsonl(annotation_file)
         predictions = {key: read_jsonl(path) for key, path in zip((reference, target), files.values())}
         qid = choose_example(annotations, predictions, reference, target)
-        written.append(output_dir / "example_prediction.png")
+        # The earlier study's file kept its name (docs/RESULTS.md links it).
+        written.append(output_dir / ("example_prediction.png" if prefix == "ablation_" else f"{prefix}example_prediction.png"))
         plot_example(annotation_file, files, qid=qid, clip_length=info["clip_length"], output=written[-1])
     return written
 
@@ -227,8 +229,9 @@ def main(argv=None) -> int:
     parser.add_argument("--results-dir", type=Path, default=REPO / "runs" / "ablation")
     parser.add_argument("--output-dir", type=Path, default=REPO / "docs")
     parser.add_argument("--seed", type=int, default=0, help="seed whose predictions the example plot shows")
+    parser.add_argument("--prefix", default="ablation_", help="start of every file name (default: ablation_)")
     args = parser.parse_args(argv)
-    for path in plot_all(args.results_dir, args.output_dir, seed=args.seed):
+    for path in plot_all(args.results_dir, args.output_dir, seed=args.seed, prefix=args.prefix):
         print(f"wrote {path}")
     return 0
 
