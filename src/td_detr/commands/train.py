@@ -37,8 +37,12 @@ def add_parser(subparsers) -> None:
                             "(the official loader walks 2N entries: N synthetic + N original), one for the synthetic "
                             "demo; e.g. qvhighlights: 200 epochs of ceil(2N/32) steps")
     group.add_argument("--until-converged", action="store_true",
-                       help="stop once the selection metric has not improved for a fifth of the run (at least 10 "
-                            "evaluations); --epochs / --max-steps become the cap (td_detr.convergence)")
+                       help="stop once the selection metric has not improved for a fifth of the run (after at "
+                            "least --min-evaluations evaluations); --epochs / --max-steps become the cap "
+                            "(td_detr.convergence)")
+    group.add_argument("--min-evaluations", type=int,
+                       help="with --until-converged: never stop before this many evaluations (default: "
+                            "td_detr.convergence.MIN_EVALUATIONS; e.g. a few past the LR drop)")
     group.add_argument("--lr-drop", type=int, metavar="EPOCHS",
                        help="multiply the learning rate by 0.1 every EPOCHS epochs (default: preset; qvhighlights 80, "
                             "charades_sta none)")
@@ -97,7 +101,8 @@ def run(args) -> int:
     from ..run_folder import RunFolder  # imports transformers' Trainer (torch): not at module level, for --help
 
     # Flags first: a bad flag is reported as such even when --output-dir holds another run.
-    check_positive_flags(args, "epochs", "max_steps", "batch_size", "lr", "save_steps", "threads", "max_samples")
+    check_positive_flags(args, "epochs", "max_steps", "batch_size", "lr", "save_steps", "threads", "max_samples",
+                         "min_evaluations")
     if args.lr_drop is not None and args.lr_drop < 1:
         raise TDDetrInputError(f"--lr-drop {args.lr_drop}: give a number of epochs >= 1")
     args.resolved_device = resolve_device(args)
@@ -122,7 +127,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     from transformers import set_seed
 
     from ..configuration_td_detr import TDDetrConfig
-    from ..convergence import StopWhenConvergedCallback, convergence_report
+    from ..convergence import convergence_report
     from ..data.collator import DataCollatorForMomentRetrieval
     from ..metrics import format_metrics_table
     from ..modeling_td_detr import TDDetrForMomentRetrieval
@@ -204,7 +209,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         eval_data_collator=eval_collator,
         processing_class=processor,
         callbacks=[CompleteCheckpointCallback(run), TimeEstimateCallback(),
-                   *([StopWhenConvergedCallback()] if args.until_converged else [])],
+                   *([stop_when_converged(args)] if args.until_converged else [])],
         **schedule,
     )
     report = use_epoch_report(trainer, preset.best_metric, data.eval_split)
@@ -253,6 +258,14 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
             (output_dir / "test_metrics.json").write_text(json.dumps({"split": held_out_split, **held_out}, indent=2))
         print(f"\nsaved to {output_dir}")
     return 0
+
+
+def stop_when_converged(args):
+    from ..convergence import StopWhenConvergedCallback
+
+    if args.min_evaluations is None:
+        return StopWhenConvergedCallback()
+    return StopWhenConvergedCallback(min_evaluations=args.min_evaluations)
 
 
 def convergence_line(report: dict, reached_cap: bool) -> str:

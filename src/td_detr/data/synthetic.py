@@ -22,7 +22,8 @@ cue at all. Distractor segments carry no cue. The action signal is weaker than i
 learnable, so the cue is the easier signal.
 
 Preset ``spurious_hard`` has the same splits and layout with a shortcut that matters: the action signature is
-0.45 / 0.3 strong (spurious: 1.0 / 0.6) and the cue 2.0 / 2.5 (spurious: 1.5 / 2.0), against the same per-clip noise.
+0.45 / 0.3 strong (spurious: 1.0 / 0.6) and the cue 2.0 / 2.5 (spurious: 1.5 / 2.0), against the same per-clip noise;
+its evaluation splits have half as many queries as train (a quarter elsewhere).
 The data folder's README scores two oracles on every split (:mod:`.synthetic_oracles`): a cue-only predictor
 (100 mAP where the cue brackets the moment, 0 where it brackets the decoy) and an action-only predictor (the same on
 every split, well below 100).
@@ -105,7 +106,9 @@ _SPURIOUS_SPLITS = {
 _SPLITS = {
     "default": {"train": (1.0, None), "validation": (0.25, None), "test": (0.25, None)},
     "spurious": _SPURIOUS_SPLITS,
-    "spurious_hard": _SPURIOUS_SPLITS,
+    # Evaluation splits half the size of train: differences between models are read per query, so more queries.
+    "spurious_hard": {split: (1.0 if split == "train" else 0.5, placement)
+                      for split, (_, placement) in _SPURIOUS_SPLITS.items()},
 }
 SPLIT_DESCRIPTIONS = {
     "train": "training split (spurious preset: the cue brackets every moment)",
@@ -367,7 +370,7 @@ def write_synthetic_dataset(
 ) -> Path:
     """Write the synthetic data set to ``out_dir`` (deterministic given seed, size and preset); returns the folder.
 
-    Train has ``size`` queries; every other split ``size // 4`` (at least 1). The folder is written in a sibling
+    Train has ``size`` queries; every other split ``size // 4`` (``spurious_hard``: ``size // 2``; at least 1). The folder is written in a sibling
     temporary folder and renamed into place, so it is never seen half-written. An existing non-empty ``out_dir``
     is an error unless ``overwrite`` is set and it holds a data set this function wrote.
     """
