@@ -28,8 +28,8 @@ def test_cue_only_finds_the_moment_in_distribution_and_the_decoy_when_shifted(ha
 
 def test_action_only_ignores_where_the_cue_is_and_is_the_harder_signal(hard_scores):
     action = {split: scores["action-only"]["mAP"] for split, scores in hard_scores.items()}
-    assert all(30.0 < value < 90.0 for value in action.values())  # learnable, but well below the cue's 100
-    assert action["validation"] > action["validation_iid"] - 15.0  # moving the cue does not hurt it
+    assert all(20.0 < value < 80.0 for value in action.values())  # learnable, but well below the cue's 100
+    assert abs(action["validation"] - action["validation_iid"]) < 20.0  # where the cue is does not matter to it
 
 
 def test_hard_preset_has_a_fainter_action_than_spurious(hard_data, tmp_path):

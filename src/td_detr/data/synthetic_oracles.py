@@ -6,8 +6,9 @@ Two hand-written predictors read the generated features with the generator's own
 * **cue-only**: finds the query action's *cue* blocks and predicts the stretch between each consecutive pair. It
   never looks at the action. In ``train`` / ``validation_iid`` that stretch is the moment; in the shifted splits
   (``validation``, ``test``) it is the decoy; in ``validation_no_cue`` there is nothing to find.
-* **action-only**: predicts the runs of clips where the query action's signature is present. It never looks at the
-  cue, so it scores about the same on every split; how far it is from 100 says how hard the action is to read.
+* **action-only**: predicts the runs of clips where the query action's signature is present, read off the span of
+  the cue signatures (so a cue next to the moment cannot leak into it). It never looks at the cue, so it scores
+  about the same on every split; how far it is from 100 says how hard the action is to read.
 
 A model that learned the shortcut behaves like the cue-only oracle; one that learned the task, like the action-only
 one. :func:`oracle_table` is the table that `td-detr make-synthetic` writes into the data folder's README (and
@@ -61,9 +62,22 @@ def cue_only_windows(arrays, world, action: int, amps, clip_length: float) -> li
     return _windows(spans, -np.abs(response) + 1.0, clip_length)  # a gap scores by how cue-free it is
 
 
+def _without_cues(arrays, cue_signatures):
+    """Each feature type projected off the span of every action's cue signature (random signatures are not
+    orthogonal: a strong cue next to the moment would otherwise leak into the action's direction)."""
+    projected = []
+    for x, cues in zip(arrays, cue_signatures):
+        basis, _ = np.linalg.qr(cues.T)  # [D, A]: orthonormal basis of the cue span
+        projected.append(x - (x @ basis) @ basis.T)
+    return projected
+
+
 def action_only_windows(arrays, world, action: int, amps, clip_length: float) -> list[list[float]]:
-    """Runs of clips whose (3-clip smoothed) action strength exceeds :data:`ACTION_THRESHOLD`."""
-    response = _matched_filter(arrays, [a[action] for a in world.action_signatures], amps.action, amps.noise)
+    """Runs of clips whose (3-clip smoothed) action strength, read off the cue span, exceeds
+    :data:`ACTION_THRESHOLD`."""
+    signatures = _without_cues([a[action][None] for a in world.action_signatures], world.cue_signatures)
+    response = _matched_filter(_without_cues(arrays, world.cue_signatures), [s[0] for s in signatures],
+                               amps.action, amps.noise)
     smooth = np.convolve(response, np.ones(3) / 3, mode="same")
     return _windows(_runs(smooth > ACTION_THRESHOLD), smooth, clip_length)
 
