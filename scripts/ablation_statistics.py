@@ -282,8 +282,10 @@ def cell(effect: dict, percent: bool = False) -> str:
 
 def _raw(effect: dict, percent: bool = False) -> str:
     scale = 100 if percent else 1
-    if effect["estimate"] is None or effect["ci"][0] is None:
+    if effect["estimate"] is None:
         return "n/a"
+    if effect["ci"][0] is None:  # the baseline lost no shifted mAP in some resample: no interval for a share of it
+        return f"{scale * effect['estimate']:+.2f} [undefined]"
     low, high = effect["ci"]
     return f"{scale * effect['estimate']:+.2f} [{scale * low:+.2f}, {scale * high:+.2f}]"
 

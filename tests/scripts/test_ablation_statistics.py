@@ -219,3 +219,14 @@ def test_the_lost_share_divides_by_the_baseline_of_the_same_width(stats):
     (row,) = stats.claims(results, [stats.Claim("main", "full vs baseline, 256", "full_256", "baseline_256")], 200)
     assert row["loss_reference"] == "baseline_256" and row["effects"]["kept"]["estimate"] == pytest.approx(0.25)
     assert stats.costs(stats.runs_by_key(results))["full_256"]["baseline"] == "baseline_256"
+
+
+def test_no_share_of_a_loss_the_baseline_does_not_have(stats):
+    flat = lambda v: np.full(20, v)  # noqa: E731
+    results = []
+    for seed in range(3):  # the baseline does as well on the shifted split as in distribution
+        results.append(run_record("baseline", seed, {"iid": flat(0.5), "shifted": flat(0.5), "spurious": flat(0.3)}))
+        results.append(run_record("full", seed, {"iid": flat(0.8), "shifted": flat(0.6), "spurious": flat(0.3)}))
+    kept = full_vs_baseline(stats, results, 200)["effects"]["kept"]
+    assert kept["estimate"] is None and not kept["shown"]
+    assert kept["why_not"] == "the baseline loses no shifted mAP in some resample" and stats._raw(kept) == "n/a"
