@@ -26,6 +26,7 @@ gives ours / official ratios from that run. ``--compile`` also measures every co
     python scripts/benchmark.py --quick             # 54 s on the idle 2-core machine (load 1.4), longer when cores are shared
     python scripts/benchmark.py --dry-run --json o.json   # ~25 s on 2 shared cores: tiny sizes, 1 repeat, one process
     python scripts/benchmark.py --rounds 2 --json o.json  # on a shared machine: each config twice, fastest kept
+    python scripts/benchmark.py --device cuda ...    # the GPU harness, scripts/benchmark_gpu.py (its docstring)
 """
 
 from __future__ import annotations
@@ -530,6 +531,9 @@ def contention_warnings(results: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(arg == "--device" or arg.startswith("--device=") for arg in argv):  # GPU harness: scripts/benchmark_gpu.py
+        return load_script("benchmark_gpu").main(argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default 2; 1 for --dry-run, whose tiny matrices "
