@@ -3,10 +3,11 @@
 # scripts/gpu_session.sh. It fills .gpu-carry/ (ignored by git), which the device call carries:
 #   .gpu-carry/qd-detr/   the official QD-DETR code (../shared does not travel to the device machine);
 #   .gpu-carry/wheels/    Python 3.12 wheels of what the device image lacks or has too old (its transformers is 5.17,
-#                         we need >= 5.20; datasets, dill and multiprocess are missing; fsspec is installed there
-#                         only when its own is newer than datasets allows), at the versions of the environment that
-#                         runs this script (the one the CPU tests passed in). pyarrow (55 MB) does not fit the 64 MiB:
-#                         the device's own is used (datasets checks no version; gpu_session.sh prints it).
+#                         we need >= 5.20, with regex >= 2025.10.22; datasets, dill and multiprocess are missing;
+#                         fsspec is installed there only when its own is newer than datasets allows), at the versions
+#                         of the environment that runs this script (the one the CPU tests passed in). pyarrow (55 MB)
+#                         does not fit the 64 MiB: the device's own is used (datasets checks no version; gpu_session.sh
+#                         prints it).
 # The whole carried tree must stay under the device tool's 64 MiB (this prints its size).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ find .gpu-carry/qd-detr -name __pycache__ -prune -exec rm -rf {} +
 pins=$(python3 - <<'EOF'
 from importlib.metadata import version
 print(" ".join(f"{name}=={version(name)}" for name in
-               ("transformers", "datasets", "dill", "multiprocess", "fsspec")))
+               ("transformers", "datasets", "dill", "multiprocess", "fsspec", "regex")))
 EOF
 )
 echo "wheels: $pins"
