@@ -240,21 +240,21 @@ def ratios(results: dict) -> list[dict]:
 
 
 def plan(args) -> list[tuple[str, str, str]]:
-    """Tasks in priority order, ``(kind, key, variant)``: every fp32 / bf16 figure first, then the run cost at fp32,
-    then compilation, then the bf16 run cost; ``--budget-s`` cuts the tail."""
+    """Tasks in priority order, ``(kind, key, variant)``: TD-DETR beside the official 2/2 model at fp32 and bf16, the
+    run cost at fp32, the other models, compilation, the bf16 run cost; ``--budget-s`` cuts the tail."""
     ours = [key for key in args.configs if key in OURS]
     official = [key for key in args.configs if key in OFFICIAL] if args.official_src else []
-    tasks = []
-    for variant in [v for v in ("fp32", "bf16") if v in args.variants]:
-        tasks += [("measure", key, variant) for key in ours + official if variant == "fp32" or key != "official_4l"]
-    if "rows" in args.variants and "td_detr" in ours:
-        tasks.append(("measure", "td_detr", "rows"))
-    if args.run_cost:
-        tasks += [("run_cost", "ours", "fp32")] + ([("run_cost", "official_2l", "fp32")] if official else [])
-    for variant in [v for v in ("compile", "bf16_compile") if v in args.variants]:
-        tasks += [("measure", key, variant) for key in ours[:1] + official[:1]]
-    if args.run_cost and "bf16" in args.variants:
-        tasks += [("run_cost", "ours", "bf16")] + ([("run_cost", "official_2l", "bf16")] if official else [])
+    heads = ours[:1] + official[:1]
+    measures = [(key, variant) for variant in ("fp32", "bf16") for key in heads]
+    measures += [(key, "fp32") for key in ours[1:] + official[1:]] + [(key, "bf16") for key in ours[1:]]
+    measures += [("td_detr", "rows")] if "td_detr" in ours else []
+    measures += [(key, variant) for variant in ("compile", "bf16_compile") for key in heads]
+    costs = [(side, variant) for variant in ("fp32", "bf16") for side in ["ours"] + official[:1]] if args.run_cost else []
+    wanted = lambda variant: variant in args.variants  # noqa: E731
+    tasks = [("measure", key, variant) for key, variant in measures[:2 * len(heads)] if wanted(variant)]
+    tasks += [("run_cost", side, variant) for side, variant in costs[: len(costs) // 2]]
+    tasks += [("measure", key, variant) for key, variant in measures[2 * len(heads):] if wanted(variant)]
+    tasks += [("run_cost", side, variant) for side, variant in costs[len(costs) // 2:] if wanted(variant)]
     return tasks
 
 
