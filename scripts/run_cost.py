@@ -121,7 +121,8 @@ def our_run_cost(config, size: dict, device: str, steps: int, train_queries: int
                  compile: bool, seed: int = 2018, pool: int = 256) -> dict:
     """Time ``steps`` steps of ``TDDetrTrainer`` with the QVHighlights preset (module docstring)."""
     import torch
-    from transformers import TrainerCallback, set_seed
+    from transformers import PrinterCallback, TrainerCallback, set_seed
+    from transformers.utils import logging as transformers_logging
 
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
@@ -129,6 +130,7 @@ def our_run_cost(config, size: dict, device: str, steps: int, train_queries: int
 
     preset = preset_for("qvhighlights")
     set_seed(seed)
+    transformers_logging.disable_progress_bar()  # the per-checkpoint "Writing model shards" bar
     clock = time.perf_counter
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     store = resident_training_videos(train_queries, size, torch.device(device), seed)
@@ -171,6 +173,7 @@ def our_run_cost(config, size: dict, device: str, steps: int, train_queries: int
             return result
 
         trainer.evaluate = timed_evaluate
+        trainer.pop_callback(PrinterCallback)  # no per-epoch dicts in the log
         trainer.train()
         sync()
         total = clock() - timings.pop("start")
