@@ -22,6 +22,7 @@ building thousands of items takes no minutes; every step still collates and copi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -165,17 +166,14 @@ def build(args):
     model.to(opt.device)
     criterion.to(opt.device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=opt.lr, weight_decay=opt.wd)
-    compile_s = None
     if args.compile:
         model.compile()
     autocast = (lambda: torch.autocast(args.device, dtype=torch.bfloat16)) if args.bf16 else None
-    return torch, sed, inference, opt, model, criterion, optimizer, autocast, compile_s
+    return torch, sed, inference, opt, model, criterion, optimizer, autocast
 
 
 def train_step(torch, model, criterion, optimizer, opt, batch, autocast):
     inputs, targets = batch
-    import contextlib
-
     with autocast() if autocast else contextlib.nullcontext():
         outputs = model(**inputs)
         losses = criterion(outputs, targets)
@@ -189,7 +187,7 @@ def train_step(torch, model, criterion, optimizer, opt, batch, autocast):
 
 
 def measure(args) -> dict:
-    torch, sed, inference, opt, model, criterion, optimizer, autocast, _ = build(args)
+    torch, sed, inference, opt, model, criterion, optimizer, autocast = build(args)
     device, clock = args.device, time.perf_counter
     items = Items(torch, sed, opt, 4 * args.bsz + args.infer_bsz + 1, args.clips, 64, args.seed)
     collate = lambda rows: sed.prepare_batch_inputs(sed.start_end_collate(rows)[1], opt.device,  # noqa: E731
@@ -197,52 +195,41 @@ def measure(args) -> dict:
     batches = [collate([items[k * args.bsz + i] for i in range(args.bsz)]) for k in range(4)]
     big = collate([items[4 * args.bsz + i] for i in range(args.infer_bsz)])
     single = collate([items[len(items) - 1]])
-    import contextlib
-
     context = autocast if autocast else contextlib.nullcontext
+
+    def timed(call, count: int, warmup: int) -> list[float]:
+        times = []
+        for i in range(warmup + count):
+            sync(torch, device)
+            start = clock()
+            call()
+            sync(torch, device)
+            if i >= warmup:
+                times.append(clock() - start)
+        return times
+
+    def infer(batch):
+        with context():
+            model(**batch[0])
+
     figures = {}
     model.eval()
     with torch.no_grad():
-        start = clock()
-        with context():
-            model(**single[0]), model(**big[0])
-        sync(torch, device)
-        figures["first_inference_s"] = clock() - start  # includes compilation under --compile
+        figures["first_inference_s"] = sum(timed(lambda b=b: infer(b), 1, 0)[0] for b in (single, big))  # + compile
         reset_peak(torch, device)
-        latencies = []
-        for i in range(5 + args.latency_iters):
-            sync(torch, device)
-            start = clock()
-            with context():
-                model(**single[0])
-            sync(torch, device)
-            if i >= 5:
-                latencies.append(clock() - start)
-        throughput = []
-        for i in range(2 + args.throughput_iters):
-            sync(torch, device)
-            start = clock()
-            with context():
-                model(**big[0])
-            sync(torch, device)
-            if i >= 2:
-                throughput.append(clock() - start)
+        latencies = timed(lambda: infer(single), args.latency_iters, 5)
+        throughput = timed(lambda: infer(big), args.throughput_iters, 2)
     figures["peak_inference_mb"] = peak_mb(torch, device)
     model.train()
     criterion.train()
-    start = clock()
-    train_step(torch, model, criterion, optimizer, opt, batches[0], autocast)
-    sync(torch, device)
-    figures["first_train_step_s"] = clock() - start
+    turn = iter(range(10**9))
+
+    def step():
+        train_step(torch, model, criterion, optimizer, opt, batches[next(turn) % len(batches)], autocast)
+
+    figures["first_train_step_s"] = timed(step, 1, 0)[0]
     reset_peak(torch, device)
-    steps = []
-    for i in range(args.warmup + args.train_steps):
-        sync(torch, device)
-        start = clock()
-        train_step(torch, model, criterion, optimizer, opt, batches[i % len(batches)], autocast)
-        sync(torch, device)
-        if i >= args.warmup:
-            steps.append(clock() - start)
+    steps = timed(step, args.train_steps, args.warmup)
     step_s = statistics.median(steps)
     figures.update(
         parameters=sum(p.numel() for p in model.parameters()), train_step_s=step_s,
@@ -255,7 +242,7 @@ def measure(args) -> dict:
 
 
 def run_cost(args) -> dict:
-    torch, sed, inference, opt, model, criterion, optimizer, autocast, _ = build(args)
+    torch, sed, inference, opt, model, criterion, optimizer, autocast = build(args)
     device, clock = args.device, time.perf_counter
     workers = opt.num_workers if args.workers is None else args.workers
     train_items = Items(torch, sed, opt, args.train_queries, args.clips, args.feature_pool, args.seed)

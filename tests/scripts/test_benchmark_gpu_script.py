@@ -130,3 +130,15 @@ def test_cuda_device_without_a_gpu_is_refused(monkeypatch, capsys):
     with pytest.raises(SystemExit) as error:
         load_script("benchmark_gpu").main(["--device", "cuda"])
     assert error.value.code == 2 and "torch sees no CUDA GPU" in capsys.readouterr().err
+
+
+def test_a_fresh_process_worker_returns_its_result_and_a_failing_one_its_error():
+    """The GPU run measures each variant in its own process (peak memory, compile cache): the worker's RESULT line."""
+    module = load_script("benchmark_gpu")
+    script = str(module.SCRIPTS / "benchmark_gpu.py")
+    result = module.run_worker([script, "--device", "cpu", "--worker", "measure:qd_detr_2l:fp32", "--worker-mode",
+                                "quick"], timeout=300)
+    assert "error" not in result, result.get("error")
+    assert result["figures"]["samples_seen_per_step"] == module.SIZES["tiny"]["batch"] and result["process_s"] > 0
+    failed = module.run_worker([script, "--device", "cpu", "--worker", "measure:no_such_config:fp32"], timeout=300)
+    assert failed["error"].startswith("exit 1") and "no_such_config" in failed["error"]
