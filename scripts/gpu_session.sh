@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU measurements of issue 16 as ONE command on the device machine (1 H200, 16 CPUs, no internet), about
-# about 7 minutes (each step has a limit: under 9 at worst), every result under $OUT (at most 8 files come back):
+# The GPU measurements of issue 16 as ONE command on the device machine (1 H200, 16 CPUs, no internet): about
+# 7 minutes (each step has a limit: under 9 at worst), every result under $OUT (at most 8 files come back):
 #   session.log        everything printed
 #   environment.txt    nvidia-smi, versions of python / torch / transformers / datasets / pyarrow
 #   cuda_tests.txt     the CUDA-marked tests and the device / resident tests on the GPU (CPU == CUDA synthesis)
