@@ -336,6 +336,9 @@ def print_report(results: dict) -> None:
             print(f"run cost {name}: {result.get('error', 'no first step')[-200:]}")
     for skipped in results["skipped"]:
         print(f"skipped (time budget): {skipped}")
+    if results["settings"]["mode"] == "quick":
+        print("quick: our models at tiny sizes against the official code at full size, extrapolated from a few steps: "
+              "the figures and ratios below check the code path, they compare nothing")
     for ratio in results["ratios"]:
         print(f"  {ratio['name']:72s} {ratio['value']:7.3f}")
 

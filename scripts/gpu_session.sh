@@ -31,7 +31,7 @@ then wheels="$wheels $(ls .gpu-carry/wheels/fsspec-*.whl)"; fi
 # shellcheck disable=SC2086
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $wheels || exit 3
 # td-detr itself, without dependencies: td_detr.__version__ reads the installed package's metadata
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir --target /tmp/site . \
+python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir --upgrade --target /tmp/site . \
   || exit 3
 export PYTHONPATH=/tmp/site:$PWD/tests
 export HF_HOME=/tmp/hf-home HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false

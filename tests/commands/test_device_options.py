@@ -70,6 +70,24 @@ def test_bad_combinations_exit_2_with_one_line_before_any_work(flags, message, t
     assert not output.exists()
 
 
+def test_an_fp32_run_keeps_the_fingerprint_it_had_before_the_precision_flags():
+    """Precision enters the fingerprint only when on: runs started before the flags existed still resume."""
+    from types import SimpleNamespace
+
+    from td_detr.commands.train import FINGERPRINT_PRECISION_ARGS, FINGERPRINT_TRAINING_ARGS
+    from td_detr.configuration_td_detr import TDDetrConfig
+    from td_detr.run_folder import run_fingerprint
+
+    assert not set(FINGERPRINT_PRECISION_ARGS) & set(FINGERPRINT_TRAINING_ARGS)
+    settings = SimpleNamespace(annotation_files={}, video_feature_dirs=[], text_feature_dir="t")
+    data = SimpleNamespace(name="x", settings=settings, splits={"train": [1, 2]})
+    training = {"learning_rate": 1e-4}
+    plain = run_fingerprint(TDDetrConfig(), data, 0, training)
+    assert run_fingerprint(TDDetrConfig(), data, 0, training, execution={"device": "cuda"})["fingerprint"] == \
+        plain["fingerprint"]  # how a run is executed is not what it is
+    assert run_fingerprint(TDDetrConfig(), data, 0, {**training, "bf16": True})["fingerprint"] != plain["fingerprint"]
+
+
 def test_a_two_step_bf16_cpu_run_completes_and_records_its_settings(workspace, tmp_path, capsys):
     root, data, config = workspace
     output = tmp_path / "bf16"
@@ -77,7 +95,7 @@ def test_a_two_step_bf16_cpu_run_completes_and_records_its_settings(workspace, t
                  "--batch-size", "8", "--output-dir", str(output), "--cache-dir", str(root / "cache"), "--bf16",
                  "--device", "cpu"]) == 0
     run = read_json(output / "run.json")
-    assert run["run"]["training"]["bf16"] is True and run["run"]["training"]["fp16"] is False
+    assert run["run"]["training"]["bf16"] is True and "fp16" not in run["run"]["training"]
     assert run["execution"] == {"device": "cpu", "compile": False, "dataloader_workers": 0, "features_on_device": False}
     assert (output / "model.safetensors").exists()
 
@@ -86,4 +104,4 @@ def test_a_two_step_bf16_cpu_run_completes_and_records_its_settings(workspace, t
     assert main(["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config), "--max-steps", "3",
                  "--batch-size", "8", "--output-dir", str(output), "--cache-dir", str(root / "cache"),
                  "--device", "cpu", "--resume"]) == 2
-    assert "training.bf16 (True → False)" in capsys.readouterr().err
+    assert "training.bf16 (True → None)" in capsys.readouterr().err

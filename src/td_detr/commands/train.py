@@ -19,7 +19,9 @@ from .flag_checks import check_positive_flags
 DEFAULT_OUTPUT_ROOT = "td-detr-runs"
 # Optimisation settings that are part of what a run is (resuming with other values would mix two runs).
 FINGERPRINT_TRAINING_ARGS = ("learning_rate", "weight_decay", "per_device_train_batch_size",
-                             "gradient_accumulation_steps", "max_grad_norm", "lr_scheduler_type", "bf16", "fp16")
+                             "gradient_accumulation_steps", "max_grad_norm", "lr_scheduler_type")
+# Mixed precision changes the trajectory too; recorded only when on, so fp32 runs keep their earlier fingerprints.
+FINGERPRINT_PRECISION_ARGS = ("bf16", "fp16")
 
 
 def add_parser(subparsers) -> None:
@@ -193,6 +195,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         weight_decay_scope=args.weight_decay_scope or preset.weight_decay_scope,
     )
     settings = {key: getattr(training_args, key) for key in FINGERPRINT_TRAINING_ARGS}
+    settings.update({key: True for key in FINGERPRINT_PRECISION_ARGS if getattr(training_args, key)})
     run = run_fingerprint(config, data, seed, {**settings, **schedule, "official": args.official},
                           execution=execution_record(args, args.resolved_device))
     if is_main_process:
