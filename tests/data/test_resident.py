@@ -70,6 +70,20 @@ def test_resident_store_gives_the_batches_the_rows_give(setting):
         assert_same_batch(expected, actual)
 
 
+@pytest.mark.parametrize("method", ["mean", "top50"])
+def test_similarity_of_a_tensor_equals_that_of_the_same_numpy_array(method):
+    from td_detr.data.synthesis import video_similarity
+
+    rng = np.random.default_rng(2)
+    features = rng.standard_normal((5, 7, 6)).astype(np.float32)
+    features[1, 4:] = 0  # padding
+    lengths, rows = np.array([7, 4, 7, 7, 7]), np.array([3, 0])
+    expected = video_similarity(features, lengths, rows, method)
+    actual = video_similarity(torch.from_numpy(features), lengths, rows, method)
+    assert actual.dtype == np.float64 and actual.shape == (2, 5)
+    np.testing.assert_array_equal(actual, expected)
+
+
 def test_store_holds_each_video_once_zero_padded_and_refuses_unknown_or_bad_videos():
     _, features = make_rows()
     store = ResidentVideoFeatures.from_arrays(features)
