@@ -114,7 +114,7 @@ def test_equal_samples_runs_train_on_the_rows_of_their_rival(ablate, tmp_path):
     assert [spec[k]["rows_per_batch"] for k in keys] == [32, 48, 32, 32, 48, 32, 32, 48, 32]
     assert [spec[k]["samples_per_round"] for k in keys] == [1.0, 1.0, 1.5, 1.0, 1.0, 1.5, 1.0, 1.0, 1.5]
     assert spec["qd_detr_equal_samples"]["architecture"] == "qd_detr"
-    assert "--save-steps 15 --max-steps 450" in " ".join(spec["baseline_equal_samples"]["commands"][0])
+    assert f"--save-steps 15 --max-steps {plan.epochs * 15}" in " ".join(spec["baseline_equal_samples"]["commands"][0])
     # The dry run's tiny model replaces every row (2·B): twice the steps.
     dry = ablate.run_spec(settings["baseline_equal_samples"], 0, ablate.PLANS["dry_run"], tmp_path)
     assert dry["samples_per_round"] == 2.0 and "--max-steps 4" in " ".join(dry["commands"][0])
