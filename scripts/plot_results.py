@@ -202,7 +202,7 @@ def plot_all(results_dir: Path, output_dir: Path, seed: int = 0, reference: str 
     summary = json.loads((results_dir / "summary.json").read_text())
     written = []
     for group in ("alpha", "beta"):
-        if summary["groups"].get(group):
+        if len(summary["groups"].get(group) or []) > 1:  # a sweep of one value (the full run alone) is no plot
             written.append(output_dir / f"{prefix}{group}.png")
             plot_sweep(summary, group, written[-1])
     for group in ("main", "components", "transfer", "width_256"):
