@@ -60,6 +60,9 @@ OFFICIAL = {
     "official_4l": ("official QD-DETR 4/4/4", "4x4"),
 }
 
+COMPILED = "_compiled"  # suffix of a config measured under torch.compile
+BF16 = "_bf16"  # suffix of a config (ours or official) whose forward runs under torch.autocast("cpu", bfloat16)
+
 # Problem sizes. The dry run shrinks everything (model too) but keeps the layer counts of each config.
 SIZES = {
     "real": dict(batch=32, clips=75, tokens=32, video_dims=(2304, 512), text_dim=512, queries=1550, model={}),
@@ -130,6 +133,35 @@ OFFICIAL_RATIOS = [
 ]
 
 
+# With --bf16: our configs under bf16 autocast against the official code in fp32 (the issue's targets) and under the
+# same autocast (how much is the dtype, how much our code), and against themselves in fp32.
+BF16_RATIOS = [
+    (f"{what}: ours bf16 / official {precision}", f"configs.{ours}{BF16}.{figure}", f"configs.{official}{suffix}.{figure}")
+    for precision, suffix in (("fp32", ""), ("bf16", BF16))
+    for what, ours, official, figure in (
+        ("train step 2/2/2", "qd_detr_2l", "official_2l", "train_step_s"),
+        ("train step 4/4/4", "qd_detr_4l", "official_4l", "train_step_s"),
+        ("TD-DETR step per row seen / official 4/4/4 per row", "td_detr", "official_4l", "train_step_per_row_s"),
+        ("infer b=1 2/2/2", "qd_detr_2l", "official_2l", "infer_b1_ms"),
+        ("infer b=1 4/4/4", "qd_detr_4l", "official_4l", "infer_b1_ms"),
+        ("peak RSS training 4/4/4", "qd_detr_4l", "official_4l", "peak_rss_training_mb"),
+    )
+] + [
+    ("official train step 2/2/2: bf16 / fp32", f"configs.official_2l{BF16}.train_step_s", "configs.official_2l.train_step_s"),
+    ("official train step 4/4/4: bf16 / fp32", f"configs.official_4l{BF16}.train_step_s", "configs.official_4l.train_step_s"),
+] + [
+    (f"{name}: bf16 / fp32", f"configs.{key}{BF16}.{figure}", f"configs.{key}.{figure}")
+    for key in CONFIGS
+    for name, figure in ((f"train step {key}", "train_step_s"), (f"infer b=1 {key}", "infer_b1_ms"),
+                         (f"peak RSS training {key}", "peak_rss_training_mb"))
+] + [
+    ("peak RSS training bf16: TD-DETR / QD-DETR arch 4L", f"configs.td_detr{BF16}.peak_rss_training_mb",
+     f"configs.qd_detr_4l{BF16}.peak_rss_training_mb"),
+    ("train step bf16: TD-DETR / QD-DETR arch 4L", f"configs.td_detr{BF16}.train_step_s",
+     f"configs.qd_detr_4l{BF16}.train_step_s"),
+]
+
+
 def load_script(name: str):
     """Import a sibling script (``scripts/<name>.py``) as a module, to reuse its helpers."""
     if name in sys.modules:
@@ -146,9 +178,30 @@ def load_script(name: str):
 # times by tens of percent between processes; with 1 thread its CPU time per step barely moves.
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]
-# Runs the official driver with its `time.perf_counter` reading CPU time (the driver itself is not edited).
-CPU_CLOCK_BOOT = ("import runpy, sys, time; time.perf_counter = time.process_time; sys.argv = sys.argv[1:]; "
-                  "runpy.run_path(sys.argv[0], run_name='__main__')")
+# The official driver is run through a boot line (the driver itself is not edited): `--clock cpu` makes its
+# `time.perf_counter` read CPU time; a `BF16` key runs the official model's forward (class `QDDETR`) under the same bf16
+# autocast as ours, its outputs cast back to fp32 so that the official criterion runs in fp32 as ours does.
+CPU_CLOCK_PATCH = "import time; time.perf_counter = time.process_time"
+OFFICIAL_BF16_PATCH = """
+import torch
+from torch.utils._pytree import tree_map
+_call = torch.nn.Module.__call__
+def _fp32(t):
+    return t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+def _call_bf16(self, *args, **kwargs):
+    if type(self).__name__ != "QDDETR":
+        return _call(self, *args, **kwargs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return tree_map(_fp32, _call(self, *args, **kwargs))
+torch.nn.Module.__call__ = _call_bf16
+"""
+RUN_DRIVER = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+
+
+def official_boot(cpu_clock: bool, bf16: bool) -> list[str]:
+    """The interpreter arguments that start the official driver with the patches asked for (none: run it plainly)."""
+    patches = ([CPU_CLOCK_PATCH] if cpu_clock else []) + ([OFFICIAL_BF16_PATCH] if bf16 else [])
+    return ["-c", "\n".join(patches + [RUN_DRIVER])] if patches else []
 
 
 def timed(fn, repeats: int, warmup: int) -> tuple[list[float], object]:
@@ -179,13 +232,23 @@ def build_config(key: str, size: dict, dropout_implementation: str = "torch"):
     return TDDetrConfig.qd_detr_baseline(**overrides) if baseline else TDDetrConfig(**overrides)
 
 
-COMPILED = "_compiled"  # suffix of a config measured under torch.compile
+
+
+def autocast_context(bf16: bool):
+    """bf16 autocast on the CPU (GEMMs, attention and PReLU in bf16; our heads, losses and matcher stay fp32), or
+    nothing."""
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_implementation: str = "fast_cpu") -> dict:
     """Parameters, inference, training step and peak RSS of one config (call it in a fresh process for the RSS).
     A key ending in `COMPILED` runs the model under `torch.compile`; its first call of each kind (the compile) is
-    timed apart, as `compile_*_s`."""
+    timed apart, as `compile_*_s`. A key ending in `BF16` runs every forward (inference, and the training step's
+    forward and loss) under bf16 autocast; the backward and the optimizer step run outside it, as torch advises."""
     import numpy as np
     import torch
 
@@ -193,6 +256,8 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
     from td_detr.data.collator import DataCollatorForMomentRetrieval
 
     torch.set_num_threads(threads)
+    bf16 = key.endswith(BF16)
+    key = key.removesuffix(BF16)
     compiled = key.endswith(COMPILED)
     key = key.removesuffix(COMPILED)
     config = build_config(key, size, dropout_implementation)
@@ -217,7 +282,7 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
     model.eval()
     strip = lambda batch: {k: v for k, v in batch.items() if k not in ("labels", "meta")}  # noqa: E731
     single, full = strip(eval_collator(rows[:1])), strip(eval_collator(rows))
-    with torch.no_grad():  # not inference_mode: compiled graphs must not see inference tensors
+    with torch.no_grad(), autocast_context(bf16):  # not inference_mode: compiled graphs must not see inference tensors
         if compiled:
             compile_times["compile_inference_s"] = sum(timed(lambda: run(**b), 1, 0)[0][0] for b in (single, full))
         b1_times, _ = timed(lambda: run(**single), repeats["infer_b1"], 2 * warmup)
@@ -226,7 +291,7 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
-    collate_times, seen = [], []
+    collate_times, seen, loss_values = [], [], []
 
     def step():
         start = clock()
@@ -234,11 +299,13 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
         collate_times.append(clock() - start)
         batch.pop("meta")
         seen.append(batch["video_features"].shape[0])
-        loss = run(**batch).loss
+        with autocast_context(bf16):
+            loss = run(**batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
         optimizer.step()
+        loss_values.append(loss.detach())
 
     if compiled:
         compile_times["compile_training_s"] = timed(step, 1, 0)[0][0]
@@ -272,8 +339,8 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
     raw = dict(train_step_s=step_times, collate_s=collate_times, infer_b1_s=b1_times, infer_b32_s=b32_times)
     conditions = dict(load_average_before=load_before, load_average_after=os.getloadavg()[0],
                       training_cpu_per_wall=cpu_per_wall, threads=torch.get_num_threads(),
-                      dropout_implementation=dropout_implementation)
-    label = CONFIGS[key][0] + (", torch.compile" if compiled else "")
+                      dropout_implementation=dropout_implementation, final_loss=float(loss_values[-1]))
+    label = CONFIGS[key][0] + (", torch.compile" if compiled else "") + (", bf16 autocast" if bf16 else "")
     return dict(label=label, figures=figures, raw=raw, conditions=conditions)
 
 
@@ -306,8 +373,9 @@ def measure_in_fresh_process(key: str, mode: str, size_name: str, threads: int, 
 def measure_official(key: str, source: Path, driver: Path, size: dict, repeats: dict, threads: int) -> dict:
     """The official model of `OFFICIAL[key]`, measured by the official-code driver in its own process (its training
     step: forward, criterion, weighted loss, backward, clip 0.1, AdamW on pre-collated batches), in our figures."""
-    label, variant = OFFICIAL[key]
-    boot = ["-c", CPU_CLOCK_BOOT] if clock is CLOCKS["cpu"] else []
+    bf16 = key.endswith(BF16)
+    label, variant = OFFICIAL[key.removesuffix(BF16)]
+    boot = official_boot(cpu_clock=clock is CLOCKS["cpu"], bf16=bf16)
     command = [sys.executable, *boot, str(driver), "--src", str(source), "--child", variant, "--threads", str(threads),
                # the driver's generated windows need QVHighlights-length videos: 75 clips even in the dry run
                "--bsz", str(size["batch"]), "--clips", str(max(size["clips"], 75)), "--warmup", str(repeats["warmup"]),
@@ -323,8 +391,8 @@ def measure_official(key: str, source: Path, driver: Path, size: dict, repeats: 
         peak_rss_inference_mb=result["peak_rss_mb_infer"], peak_rss_training_mb=result["peak_rss_mb_train"],
     )
     conditions = dict(outside, threads=result["threads"], text_tokens=result["txt_len_padded"],
-                      video_dim=result["v_feat_dim"], torch=result["torch"])
-    return dict(label=label, figures=figures, raw=result, conditions=conditions)
+                      video_dim=result["v_feat_dim"], torch=result["torch"], final_loss=result.get("final_loss"))
+    return dict(label=label + (", bf16 autocast" if bf16 else ""), figures=figures, raw=result, conditions=conditions)
 
 
 def generated_scoring_records(count: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
@@ -455,12 +523,13 @@ def print_report(results: dict) -> None:
         print(f"WARNING {warning}")
     print("ratios (all from this run):")
     for ratio in results["ratios"]:
-        print(f"  {ratio['name']:66s} {ratio['value']:7.3f}")
+        print(f"  {ratio['name']:80s} {ratio['value']:7.3f}")
 
 
 def run_benchmark(mode: str, threads: int, in_process: bool, rounds: int = 1, official_src: Path | None = None,
                   official_driver: Path | None = None, compile_too: bool = False,
-                  dropout_implementation: str = "fast_cpu", configs: list[str] | None = None) -> dict:
+                  dropout_implementation: str = "fast_cpu", configs: list[str] | None = None,
+                  bf16: bool = False) -> dict:
     """Every figure and ratio of one benchmark run (see the module docstring), as a JSON-ready dict."""
     import torch
 
@@ -472,18 +541,19 @@ def run_benchmark(mode: str, threads: int, in_process: bool, rounds: int = 1, of
         settings=dict(mode=mode, batch=size["batch"], clips=size["clips"], tokens=size["tokens"],
                       video_dim=sum(size["video_dims"]), text_dim=size["text_dim"], repeats=repeats, rounds=rounds,
                       memory="fresh process per config" if not in_process else "one process (peaks cumulative)",
-                      dropout_implementation=dropout_implementation, official_src=str(official_src or ""),
+                      dropout_implementation=dropout_implementation, official_src=str(official_src or ""), bf16=bf16,
                       clock="cpu" if clock is CLOCKS["cpu"] else "wall"),
         load_average_before=list(os.getloadavg()),
         configs={},
     )
     selected = list(configs or CONFIGS)
     ours = selected + ([key + COMPILED for key in selected] if compile_too else [])
-    officials = list(OFFICIAL) if official_src else []
+    ours += [key + BF16 for key in selected] if bf16 else []
+    officials = (list(OFFICIAL) + ([key + BF16 for key in OFFICIAL] if bf16 else [])) if official_src else []
     measured = {key: [] for key in ours + officials}
     for _ in range(rounds):  # configs alternate, so a burst of outside load hits one round of one config
         for key in measured:
-            if key in OFFICIAL:
+            if key.removesuffix(BF16) in OFFICIAL:
                 result = measure_official(key, official_src, official_driver, size, repeats, threads)
             elif in_process:
                 result = measure_config(key, size, repeats, threads, dropout_implementation)
@@ -505,7 +575,7 @@ def run_benchmark(mode: str, threads: int, in_process: bool, rounds: int = 1, of
 
     results["ratios"] = [
         dict(name=name, numerator=num, denominator=den, value=lookup(results, num) / lookup(results, den))
-        for name, num, den in RATIOS + (OFFICIAL_RATIOS if officials else [])
+        for name, num, den in RATIOS + (OFFICIAL_RATIOS if officials else []) + (BF16_RATIOS if bf16 else [])
         if measured_here(num) and measured_here(den)
     ]
     for key in selected if compile_too else []:
@@ -563,8 +633,12 @@ def main(argv=None) -> int:
                              "official code's alike; steadier on a shared machine, meaningful with --threads 1)")
     parser.add_argument("--configs", type=lambda text: text.split(","), default=None,
                         help=f"comma list of our configs to measure (default all: {','.join(CONFIGS)})")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also measure every config of ours, and the official models with --official-src, with "
+                             "the forward under torch.autocast('cpu', bfloat16) (fast on CPUs with AVX-512 BF16 / AMX)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
-    parser.add_argument("--worker", choices=list(CONFIGS) + [key + COMPILED for key in CONFIGS], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[key + suffix for key in CONFIGS for suffix in ("", COMPILED, BF16)],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--worker-mode", choices=list(REPEATS), help=argparse.SUPPRESS)
     parser.add_argument("--worker-size", choices=list(SIZES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -594,7 +668,7 @@ def main(argv=None) -> int:
             parser.error(f"--official-src / --official-driver: not found: {', '.join(missing)}")
     results = run_benchmark(mode, threads, in_process=in_process, rounds=args.rounds, official_src=args.official_src,
                             official_driver=driver, compile_too=args.compile,
-                            dropout_implementation=args.dropout_implementation, configs=args.configs)
+                            dropout_implementation=args.dropout_implementation, configs=args.configs, bf16=args.bf16)
     print_report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

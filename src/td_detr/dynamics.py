@@ -24,7 +24,8 @@ class TDDetrDynamicTokenizer(nn.Module):
 
     def forward(self, video_tokens: torch.Tensor) -> torch.Tensor:
         """[B, L, d] → [B, L, d]. Padding after the valid clips does not change the valid outputs."""
-        previous = torch.cat((self.start_token.expand(video_tokens.shape[0], 1, -1), video_tokens[:, :-1]), dim=1)
+        start = self.start_token.to(video_tokens.dtype).expand(video_tokens.shape[0], 1, -1)  # autocast: keep the dtype
+        previous = torch.cat((start, video_tokens[:, :-1]), dim=1)
         return video_tokens - previous
 
 

@@ -244,14 +244,15 @@ class TDDetrModel(TDDetrPreTrainedModel):
         `text_rows`: the text row each video row attends to (`text_mask` is per video row); default row i."""
         text_padding = ~text_mask.bool()
         if self.text_position is not None:
-            text_pos = self.text_position.weight[: text.shape[1]].unsqueeze(0).expand_as(text)
+            text_pos = self.text_position.weight[: text.shape[1]].to(text.dtype).unsqueeze(0).expand_as(text)
         else:
             text_pos = torch.zeros_like(text)
         for layer in self.t2v_layers:
             video = layer(video, video_pos, text, text_pos, text_padding, self.dynamic_tokenizer, blocked, text_rows)
         batch = video.shape[0]
-        tokens = torch.cat((self.global_token.expand(batch, 1, -1), video), dim=1)
-        positions = torch.cat((self.global_position.expand(batch, 1, -1), video_pos), dim=1)
+        # `.to(video.dtype)`: under autocast the stream stays in the compute dtype (cat would promote it to fp32)
+        tokens = torch.cat((self.global_token.to(video.dtype).expand(batch, 1, -1), video), dim=1)
+        positions = torch.cat((self.global_position.to(video_pos.dtype).expand(batch, 1, -1), video_pos), dim=1)
         padding = torch.cat((video_mask.new_zeros(batch, 1, dtype=torch.bool), ~video_mask.bool()), dim=1)
         for layer in self.encoder_layers:
             tokens = layer(tokens, positions, padding)
@@ -347,8 +348,10 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
         self.post_init()
 
     def saliency(self, video_memory: torch.Tensor, global_memory: torch.Tensor) -> torch.Tensor:
-        clips = self.saliency_clip_projection(video_memory)
-        global_token = self.saliency_global_projection(global_memory).unsqueeze(1)
+        """Scaled dot product of projected clip and global memories, reduced in fp32 (the projections may run in
+        bf16 / fp16 under autocast; the saliency losses and rankings read small differences of these scores)."""
+        clips = self.saliency_clip_projection(video_memory).float()
+        global_token = self.saliency_global_projection(global_memory).float().unsqueeze(1)
         return (clips * global_token).sum(-1) / math.sqrt(self.config.hidden_size)
 
     @can_return_tuple
@@ -381,8 +384,10 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
             return_dict=True,
         )
         hidden_states = outputs.intermediate_hidden_states
-        logits = self.class_head(hidden_states)
-        spans = (self.span_head(hidden_states) + inverse_sigmoid(outputs.reference_anchors)).sigmoid()
+        # Heads' outputs in fp32 whatever autocast computed them in (a no-op without autocast): the matcher, the
+        # losses and the post-processing compare and rank them.
+        logits = self.class_head(hidden_states).float()
+        spans = (self.span_head(hidden_states).float() + inverse_sigmoid(outputs.reference_anchors.float())).sigmoid()
         saliency = self.saliency(outputs.video_memory, outputs.global_memory)
         negative_saliency = negative_pair_mask = None
         if outputs.negative_video_memory is not None:
@@ -402,7 +407,8 @@ class TDDetrForMomentRetrieval(TDDetrPreTrainedModel):
         )
         loss = loss_dict = None
         if labels is not None:
-            loss, loss_dict = self.criterion(TDDetrMomentRetrievalOutput(**fields), labels)
+            with torch.autocast(logits.device.type, enabled=False):  # losses in fp32 (their inputs are fp32 above)
+                loss, loss_dict = self.criterion(TDDetrMomentRetrievalOutput(**fields), labels)
         # built once with the loss: a ModelOutput field set later is an attribute only, not a key / tuple entry
         return TDDetrMomentRetrievalOutput(loss=loss, loss_dict=loss_dict, **fields)
 

@@ -185,12 +185,78 @@ def test_official_source_must_exist(tmp_path):
 
 
 def test_cpu_clock_boot_makes_the_official_driver_time_cpu_seconds(tmp_path):
-    """`--clock cpu` starts the official driver through CPU_CLOCK_BOOT: its perf_counter reads process CPU time, and
+    """`--clock cpu` starts the official driver through a boot line: its perf_counter reads process CPU time, and
     it still sees its own path and arguments."""
     probe = tmp_path / "probe.py"
     probe.write_text("import sys, time\nprint(time.perf_counter is time.process_time, sys.argv[0].endswith('probe.py'),"
                      " sys.argv[1:], __name__)\n")
     module = load_script("benchmark")
-    done = subprocess.run([sys.executable, "-c", module.CPU_CLOCK_BOOT, str(probe), "--child", "2x2"],
-                          capture_output=True, text=True, timeout=60)
+    assert module.official_boot(cpu_clock=False, bf16=False) == []  # the driver runs plainly
+    boot = module.official_boot(cpu_clock=True, bf16=False)
+    done = subprocess.run([sys.executable, *boot, str(probe), "--child", "2x2"], capture_output=True, text=True, timeout=60)
     assert done.stdout.split("\n")[0] == "True True ['--child', '2x2'] __main__", done.stderr
+
+
+# The official model class name and a loss computed on its outputs, as the official driver does.
+BF16_PROBE = """
+import sys, torch
+from torch import nn
+class QDDETR(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+    def forward(self, x):
+        inner = self.linear(x)
+        return {"pred_logits": inner, "aux_outputs": [{"pred_spans": inner * 2}], "mask": x > 0}
+out = QDDETR()(torch.randn(3, 4))
+other = nn.Linear(4, 4)(torch.randn(3, 4))  # any other module stays outside autocast
+print(out["pred_logits"].dtype, out["aux_outputs"][0]["pred_spans"].dtype, out["mask"].dtype, other.dtype,
+      torch.is_autocast_cpu_enabled(), sys.argv[1:])
+"""
+
+
+def test_bf16_boot_runs_the_official_forward_under_autocast_and_returns_fp32(tmp_path):
+    """`--bf16`: the official `QDDETR` forward runs under bf16 autocast (its linear layers in bf16, rounded values),
+    its outputs come back as fp32 for the official criterion, and nothing else is under autocast."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(BF16_PROBE.replace("inner = self.linear(x)",
+                                        "inner = self.linear(x)\n        print(inner.dtype)"))
+    module = load_script("benchmark")
+    for cpu_clock in (False, True):
+        done = subprocess.run([sys.executable, *module.official_boot(cpu_clock=cpu_clock, bf16=True), str(probe), "-x"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.stdout.split("\n")[:2] == [
+            "torch.bfloat16", "torch.float32 torch.float32 torch.bool torch.float32 False ['-x']"], done.stderr
+
+
+def test_bf16_variants_are_measured_beside_fp32_and_the_official_code(tmp_path):
+    """`--bf16`: each config of ours and each official model also under bf16 autocast, in the same run, with the
+    ratios ours bf16 / official fp32, ours bf16 / official bf16 and bf16 / fp32."""
+    source = tmp_path / "qd-detr"
+    (source / "qd_detr").mkdir(parents=True)
+    (source / "qd_detr" / "model.py").write_text("")
+    (tmp_path / "qd_detr_speed.py").write_text(FAKE_DRIVER)
+    out = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--dry-run", "--json", str(out), "--official-src", str(source), "--bf16",
+         "--configs", "qd_detr_2l,qd_detr_4l,td_detr"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert set(results["configs"]) == {f"{key}{suffix}" for key in ("qd_detr_2l", "qd_detr_4l", "td_detr",
+                                                                     "official_2l", "official_4l")
+                                       for suffix in ("", "_bf16")}
+    assert results["configs"]["qd_detr_2l_bf16"]["label"].endswith("bf16 autocast")
+    assert results["configs"]["official_4l_bf16"]["label"] == "official QD-DETR 4/4/4, bf16 autocast"
+    figures = {key: result["figures"] for key, result in results["configs"].items()}
+    ratios = {ratio["name"]: ratio["value"] for ratio in results["ratios"]}
+    assert ratios["train step 2/2/2: ours bf16 / official fp32"] == pytest.approx(
+        figures["qd_detr_2l_bf16"]["train_step_s"] / figures["official_2l"]["train_step_s"])
+    assert ratios["train step 4/4/4: ours bf16 / official bf16"] == pytest.approx(
+        figures["qd_detr_4l_bf16"]["train_step_s"] / figures["official_4l_bf16"]["train_step_s"])
+    assert ratios["peak RSS training bf16: TD-DETR / QD-DETR arch 4L"] == pytest.approx(
+        figures["td_detr_bf16"]["peak_rss_training_mb"] / figures["qd_detr_4l_bf16"]["peak_rss_training_mb"])
+    assert ratios["train step qd_detr_2l: bf16 / fp32"] == pytest.approx(
+        figures["qd_detr_2l_bf16"]["train_step_s"] / figures["qd_detr_2l"]["train_step_s"])
+    assert all(name in done.stdout for name in ratios)
