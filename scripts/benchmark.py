@@ -52,6 +52,7 @@ CONFIGS = {
     "qd_detr_2l": ("QD-DETR baseline 2/2/2", dict(baseline=True)),
     "qd_detr_4l": ("QD-DETR arch 4/4/4", dict(baseline=True, t2v_layers=4, encoder_layers=4, decoder_layers=4)),
     "td_detr_checkpointing": ("TD-DETR 4/4/4, activation checkpointing", dict(activation_checkpointing=True)),
+    "td_detr_row_chunks": ("TD-DETR 4/4/4, row chunks of 16", dict(row_chunk_size=16)),
 }
 
 # The official code's models (``--official-src``), measured by its driver: key -> (label, ENCxDEC variant).
@@ -110,6 +111,10 @@ RATIOS = [
      "configs.qd_detr_4l.peak_rss_training_mb"),
     ("train step: TD-DETR checkpointing / plain", "configs.td_detr_checkpointing.train_step_s",
      "configs.td_detr.train_step_s"),
+    ("peak RSS training: TD-DETR row chunks / QD-DETR arch 4L", "configs.td_detr_row_chunks.peak_rss_training_mb",
+     "configs.qd_detr_4l.peak_rss_training_mb"),
+    ("train step: TD-DETR row chunks / plain", "configs.td_detr_row_chunks.train_step_s",
+     "configs.td_detr.train_step_s"),
     ("scoring: naive loop / vectorised", "scoring.naive_s", "scoring.vectorised_s"),
 ]
 
@@ -120,6 +125,8 @@ OFFICIAL_RATIOS = [
     ("train step 4/4/4: ours / official", "configs.qd_detr_4l.train_step_s", "configs.official_4l.train_step_s"),
     ("TD-DETR step per row seen / official 4/4/4 step per row", "configs.td_detr.train_step_per_row_s",
      "configs.official_4l.train_step_per_row_s"),
+    ("TD-DETR row chunks step per row seen / official 4/4/4 step per row",
+     "configs.td_detr_row_chunks.train_step_per_row_s", "configs.official_4l.train_step_per_row_s"),
     ("infer b=1 2/2/2: ours / official", "configs.qd_detr_2l.infer_b1_ms", "configs.official_2l.infer_b1_ms"),
     ("infer b=1 4/4/4: ours / official", "configs.qd_detr_4l.infer_b1_ms", "configs.official_4l.infer_b1_ms"),
     ("infer b=1 TD-DETR / official 4/4/4", "configs.td_detr.infer_b1_ms", "configs.official_4l.infer_b1_ms"),
@@ -159,6 +166,10 @@ BF16_RATIOS = [
      f"configs.qd_detr_4l{BF16}.peak_rss_training_mb"),
     ("train step bf16: TD-DETR / QD-DETR arch 4L", f"configs.td_detr{BF16}.train_step_s",
      f"configs.qd_detr_4l{BF16}.train_step_s"),
+    ("peak RSS training bf16: TD-DETR row chunks / QD-DETR arch 4L", f"configs.td_detr_row_chunks{BF16}.peak_rss_training_mb",
+     f"configs.qd_detr_4l{BF16}.peak_rss_training_mb"),
+    ("TD-DETR row chunks step per row seen / official 4/4/4 per row: ours bf16 / official fp32",
+     f"configs.td_detr_row_chunks{BF16}.train_step_per_row_s", "configs.official_4l.train_step_per_row_s"),
 ]
 
 
@@ -227,6 +238,7 @@ def build_config(key: str, size: dict, dropout_implementation: str = "torch"):
     overrides = dict(CONFIGS[key][1], dropout_implementation=dropout_implementation)
     baseline = overrides.pop("baseline", False)
     overrides.pop("activation_checkpointing", False)  # a model setting, applied in measure_config
+    overrides.pop("row_chunk_size", None)  # a training-step setting (TDDetrTrainer(row_chunk_size=...))
     overrides.update(size["model"])
     overrides.update(video_feature_size=sum(size["video_dims"]), text_feature_size=size["text_dim"])
     return TDDetrConfig.qd_detr_baseline(**overrides) if baseline else TDDetrConfig(**overrides)
@@ -254,6 +266,7 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
 
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
+    from td_detr.row_chunks import chunked_forward_backward
 
     torch.set_num_threads(threads)
     bf16 = key.endswith(BF16)
@@ -291,6 +304,7 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    chunk_rows = CONFIGS[key][1].get("row_chunk_size")
     collate_times, seen, loss_values = [], [], []
 
     def step():
@@ -299,10 +313,13 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
         collate_times.append(clock() - start)
         batch.pop("meta")
         seen.append(batch["video_features"].shape[0])
-        with autocast_context(bf16):
-            loss = run(**batch).loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if chunk_rows:  # as TDDetrTrainer(row_chunk_size=...): forward and backward per chunk of rows
+            loss, _ = chunked_forward_backward(run, batch, chunk_rows, forward_context=lambda: autocast_context(bf16))
+        else:
+            with autocast_context(bf16):
+                loss = run(**batch).loss
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
         optimizer.step()
         loss_values.append(loss.detach())

@@ -87,14 +87,17 @@ class TDDetrMomentRetrievalOutput(ModelOutput):
     auxiliary_outputs: list | None = None
 
 
-def negative_row_index(negative_text_index: torch.Tensor | None, batch: int, device) -> torch.Tensor:
-    """Row whose text each row is paired with in the negative pass: `negative_text_index` (-1 → the row itself, a
-    placeholder the loss masks) or, when not given, the next row (the official roll by one)."""
+def negative_row_index(negative_text_index: torch.Tensor | None, batch: int, device, text_rows: int | None = None):
+    """Text row each row is paired with in the negative pass: `negative_text_index` (-1 → the row itself, a
+    placeholder the loss masks) or, when not given, the next row (the official roll by one). `text_rows`: how many
+    text rows there are (default `batch`; more when extra rows only serve as negatives)."""
     if negative_text_index is None:
         return torch.roll(torch.arange(batch, device=device), -1)
+    text_rows = batch if text_rows is None else text_rows
     index = torch.as_tensor(negative_text_index, device=device).long()
-    if index.shape != (batch,) or int(index.max()) >= batch:
-        raise ValueError(f"negative_text_index must hold {batch} row indices (-1 for none), got {tuple(index.shape)}")
+    if index.shape != (batch,) or int(index.max()) >= text_rows:
+        raise ValueError(f"negative_text_index must hold {batch} indices of the {text_rows} text rows (-1 for none), "
+                         f"got {tuple(index.shape)}")
     return torch.where(index >= 0, index, torch.arange(batch, device=device))
 
 
@@ -214,7 +217,11 @@ class TDDetrModel(TDDetrPreTrainedModel):
         self.anchors = nn.Embedding(config.num_queries, 2)
         self.post_init()
 
-    def _check_inputs(self, video_features, text_features):
+    def _check_inputs(self, video_features, text_features, negatives_given: bool):
+        rows, text_rows = video_features.shape[0], text_features.shape[0]
+        if text_rows != rows and not (negatives_given and text_rows > rows):
+            raise ValueError(f"{rows} video rows but {text_rows} text rows; only with negative_text_index may text rows "
+                             "follow the batch's own (as negative texts)")
         expected = self.config.video_feature_size
         if video_features.shape[-1] != expected:
             raise ValueError(
@@ -272,15 +279,18 @@ class TDDetrModel(TDDetrPreTrainedModel):
         Args:
             video_features: `[B, L, video_feature_size]` clip features (no TEF), zero-padded.
             video_mask: `[B, L]`, 1 for valid clips.
-            text_features: `[B, T, text_feature_size]` token features, zero-padded.
-            text_mask: `[B, T]`, 1 for valid tokens.
+            text_features: `[B, T, text_feature_size]` token features, zero-padded; with `negative_text_index` and
+                `compute_negative`, `[B + E, T, ...]`: rows past B only serve as negative texts (row chunks of a batch
+                bring their negatives' texts along, see `td_detr.row_chunks`).
+            text_mask: `[B, T]` (`[B + E, T]`), 1 for valid tokens.
             compute_negative: also encode each video with a negative text (the negative pair).
             negative_text_index: `[B]` int, the row whose text is each row's negative (-1: none, any text is run and
                 the loss ignores it). Default: the next row's text, as the official code does; the training collator
                 always gives it (`td_detr.data.negatives`: never a query on the row's own videos).
             return_dict (keyword): a [`TDDetrModelOutput`] (default: `config.return_dict`) or, if False, its tuple.
         """
-        self._check_inputs(video_features, text_features)
+        self._check_inputs(video_features, text_features, compute_negative and negative_text_index is not None)
+        batch = video_features.shape[0]
         video_mask = video_mask.to(video_features.dtype)
         if self.config.use_tef:
             video_features = torch.cat((video_features, temporal_endpoint_features(video_mask)), dim=-1)
@@ -292,19 +302,19 @@ class TDDetrModel(TDDetrPreTrainedModel):
             # Positive and negative pairs share the video side; one batched pass of 2B is cheaper than two passes. The
             # negative texts are rows of the same B texts, so their key / value projections are computed once (on B
             # rows) and indexed by `text_rows`.
-            index = negative_row_index(negative_text_index, text.shape[0], text.device)
-            text_rows = torch.cat((torch.arange(text.shape[0], device=text.device), index))
-            negative_mask = text_mask[index]
+            index = negative_row_index(negative_text_index, batch, text.device, text_rows=text.shape[0])
+            text_rows = torch.cat((torch.arange(batch, device=text.device), index))
+            positive_mask, negative_mask = text_mask[:batch], text_mask[index]
             blocked = (None, None)
             if self.config.official_t2v_mask:  # the official code runs the negative pass as a batch of its own
-                positive, negative = (self.official_blocked_pairs(video_mask, m) for m in (text_mask, negative_mask))
+                positive, negative = (self.official_blocked_pairs(video_mask, m) for m in (positive_mask, negative_mask))
                 blocked = tuple(torch.cat(pair) for pair in zip(positive, negative))
             memory, global_memory = self.encode(
                 video.repeat(2, 1, 1),
                 video_mask.repeat(2, 1),
                 video_pos.repeat(2, 1, 1),
                 text,
-                torch.cat((text_mask, negative_mask)),
+                torch.cat((positive_mask, negative_mask)),
                 blocked,
                 text_rows,
             )

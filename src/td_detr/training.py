@@ -97,15 +97,20 @@ class TDDetrTrainer(Trainer):
             over optimizer steps, see :meth:`planned_schedule`); `None` keeps it constant.
         passes_per_epoch: passes over `train_dataset` (a keyword argument) in one epoch (module docstring).
         weight_decay_scope: `"all"` (official) or `"weights"` (biases and LayerNorm weights exempt).
+        row_chunk_size: run each training batch's forward and backward in chunks of this many rows (the same
+            gradient, a chunk's activation memory: `td_detr.row_chunks`); `None` runs the batch at once.
         Other arguments as `transformers.Trainer`. `args.label_names` must be `["labels"]`.
     """
 
     def __init__(self, *args, eval_data_collator=None, lr_drop_epochs: int | None = None, lr_gamma: float = 0.1,
-                 passes_per_epoch: int = 1, weight_decay_scope: str = "all", **kwargs):
+                 passes_per_epoch: int = 1, weight_decay_scope: str = "all", row_chunk_size: int | None = None,
+                 **kwargs):
         if passes_per_epoch < 1:
             raise ValueError(f"passes_per_epoch must be >= 1, got {passes_per_epoch}")
         if weight_decay_scope not in WEIGHT_DECAY_SCOPES:
             raise ValueError(f"weight_decay_scope must be one of {WEIGHT_DECAY_SCOPES}, got {weight_decay_scope!r}")
+        if row_chunk_size is not None and row_chunk_size < 1:
+            raise ValueError(f"row_chunk_size must be >= 1 or None, got {row_chunk_size}")
         if lr_drop_epochs is not None and lr_drop_epochs < 1:
             raise ValueError(f"lr_drop_epochs must be >= 1 or None, got {lr_drop_epochs}")
         kwargs["train_dataset"] = repeat_rows(kwargs.get("train_dataset"), passes_per_epoch)
@@ -115,6 +120,7 @@ class TDDetrTrainer(Trainer):
         self.lr_gamma = lr_gamma
         self.passes_per_epoch = passes_per_epoch
         self.weight_decay_scope = weight_decay_scope
+        self.row_chunk_size = row_chunk_size
         # Our loss is already a mean over the batch: let the Trainer scale it for gradient accumulation itself.
         self.model_accepts_loss_kwargs = False
         self.last_predictions: list[dict] = []
@@ -123,6 +129,21 @@ class TDDetrTrainer(Trainer):
         # `meta` (qid, vid, duration per row) is for post-processing, not a model input
         inputs = {key: value for key, value in inputs.items() if key != "meta"}
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.row_chunk_size is None or inputs["video_features"].shape[0] <= self.row_chunk_size:
+            return super().training_step(model, inputs, num_items_in_batch=num_items_in_batch)
+        from .row_chunks import chunked_forward_backward
+
+        model.train()
+        inputs = self._prepare_inputs({key: value for key, value in inputs.items() if key != "meta"})
+        scale = 1.0 / self.current_gradient_accumulation_steps  # as the Trainer scales a batch-mean loss
+        loss, _ = chunked_forward_backward(
+            model, inputs, self.row_chunk_size,
+            backward=lambda chunk_loss: self.accelerator.backward(chunk_loss * scale),
+            forward_context=self.compute_loss_context_manager,
+        )
+        return (loss * scale).to(self.args.device)
 
     @contextlib.contextmanager
     def _evaluation_collator(self):

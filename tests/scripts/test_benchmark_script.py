@@ -16,7 +16,8 @@ from script_utils import load_script
 pytestmark = pytest.mark.slow  # the script runs in a subprocess
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
-CONFIG_KEYS = ("td_detr", "td_detr_no_synthesis", "qd_detr_2l", "qd_detr_4l", "td_detr_checkpointing")
+CONFIG_KEYS = ("td_detr", "td_detr_no_synthesis", "qd_detr_2l", "qd_detr_4l", "td_detr_checkpointing",
+               "td_detr_row_chunks")
 CONFIG_FIGURES = (
     "parameters", "samples_seen_per_step", "train_step_s", "train_step_min_s", "collate_s", "collate_share",
     "train_samples_per_s", "original_samples_per_s", "infer_b1_ms", "infer_b32_s", "infer_b32_samples_per_s",
@@ -88,6 +89,7 @@ def test_figures_agree_with_the_raw_timings_and_each_other(dry_run):
     assert all(configs[key]["samples_seen_per_step"] == batch for key in unsynthesized)
     assert configs["td_detr"]["parameters"] == configs["td_detr_no_synthesis"]["parameters"]
     assert configs["td_detr"]["parameters"] == configs["td_detr_checkpointing"]["parameters"]
+    assert configs["td_detr"]["parameters"] == configs["td_detr_row_chunks"]["parameters"]
     assert configs["qd_detr_2l"]["parameters"] < configs["qd_detr_4l"]["parameters"] < configs["td_detr"]["parameters"]
 
 
