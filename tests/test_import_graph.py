@@ -25,7 +25,7 @@ LAYERS = [
                         "td_detr.dropout", "td_detr.attention", "td_detr.dynamics", "td_detr.transformer",
                         "td_detr.matcher", "td_detr.losses", "td_detr.postprocessing", "td_detr.modeling_td_detr",
                         "td_detr.processing_td_detr", "td_detr.modeling_auto", "td_detr.data"]),
-    ("applications", ["td_detr.inference", "td_detr.training", "td_detr.training_report", "td_detr.convergence", "td_detr.run_folder",
+    ("applications", ["td_detr.inference", "td_detr.row_chunks", "td_detr.training", "td_detr.training_report", "td_detr.convergence", "td_detr.run_folder",
                       "td_detr.pipeline", "td_detr.hub_presets", "td_detr.hub", "td_detr.conversion", "td_detr.spurious",
                       "td_detr.demo"]),
     ("command line", ["td_detr.commands", "td_detr.cli", "td_detr.__main__"]),
