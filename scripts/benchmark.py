@@ -7,6 +7,8 @@ and three references, each in a fresh process (so its peak RSS is its own):
 * ``td_detr_no_synthesis``  the same model trained without the synthesizer
 * ``qd_detr_2l``            ``TDDetrConfig.qd_detr_baseline()``: QD-DETR as released (2/2/2, no dynamics, no synthesis)
 * ``qd_detr_4l``            the QD-DETR architecture at TD-DETR's depth (4/4/4)
+* ``td_detr_checkpointing`` TD-DETR with activation checkpointing
+* ``td_detr_row_chunks``    TD-DETR with the step's forward / backward in chunks of 16 rows (``td_detr.row_chunks``)
 
 Training step = collate (with synthesis where configured) + forward + loss + backward + grad-norm clip 0.1 + AdamW
 step, on 32 rows of generated features (75 clips, 32 tokens). Synthesis grows the batch to ~1.5x rows, so figures
@@ -19,7 +21,13 @@ With ``--official-src`` (the official QD-DETR code, ``../shared/reference/qd-det
 the same run, 2/2/2 and 4/4/4, each in its own process, alternating with ours round by round, by the driver beside it
 (``qd_detr_speed.py``: official options, label functions and collate, the official train loop's step), and the report
 gives ours / official ratios from that run. ``--compile`` also measures every config of ours under ``torch.compile``
-(compile time reported apart from the step). Our configs use ``--dropout-implementation`` (default ``fast_cpu``).
+(compile time reported apart from the step). ``--bf16`` also measures every config of ours and both official models
+with the forward under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (the official criterion on fp32 outputs, as
+ours), alternating with the fp32 ones. Our configs use ``--dropout-implementation`` (default ``fast_cpu``).
+
+    # the issue-15 runs (docs/PERFORMANCE.md): ~22 min each on the shared 2-vCPU machine at load 5-8
+    python scripts/benchmark.py --threads 1 --clock cpu --bf16 --official-src ../shared/reference/qd-detr \
+        --configs td_detr,td_detr_row_chunks,qd_detr_2l,qd_detr_4l --json docs/benchmarks/run1.json
 
     python scripts/benchmark.py --rounds 2 --official-src ../shared/reference/qd-detr   # ours beside the official code
     python scripts/benchmark.py                     # full: ~5 minutes on 2 cores
