@@ -112,7 +112,7 @@ def test_a_make_synthetic_folder_without_dataset_flag_trains_the_synthetic_setup
 # -- training flags ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("flag, value", [
     ("--epochs", "0"), ("--epochs", "-2"), ("--batch-size", "0"), ("--lr", "nan"), ("--lr", "inf"),
-    ("--save-steps", "0"), ("--threads", "-4"), ("--max-steps", "0"),
+    ("--save-steps", "0"), ("--threads", "-4"), ("--max-steps", "0"), ("--row-chunk-size", "0"),
 ])
 def test_impossible_training_flags_exit_2_before_any_work(workspace, tmp_path, capsys, flag, value):
     _, data, config = workspace
