@@ -16,6 +16,7 @@ from model_utils import tiny_config
 def run_python(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "not registered" not in done.stderr, done.stderr[-3000:]
     return done.stdout
 
 
@@ -82,7 +83,10 @@ LOAD_WITH_AUTO = """
     "from td_detr import TDDetrConfig\nTDDetrConfig()\nfrom transformers import AutoConfig, AutoModel",
     # only a torch-free submodule imported
     "import td_detr.metrics\nfrom transformers import AutoConfig, AutoModel",
-], ids=["package-first", "transformers-first", "config-first", "submodule-only"])
+    # a module that imports transformers' Trainer first: transformers imports configuration_auto while modeling_utils
+    # is half-imported, which is too early to import the modeling module
+    "from td_detr.training import preset_for\nfrom transformers import AutoConfig, AutoModel",
+], ids=["package-first", "transformers-first", "config-first", "submodule-only", "training-first"])
 def test_auto_classes_find_a_saved_model_after_import_td_detr(saved_model, first):
     out = run_python(first + "\n" + textwrap.dedent(LOAD_WITH_AUTO).format(folder=str(saved_model)))
     assert out.split() == ["TDDetrConfig", "TDDetrModel", "16"]

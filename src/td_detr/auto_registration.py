@@ -3,9 +3,14 @@
 :mod:`td_detr.modeling_td_detr` registers both classes when it is imported (transformers' recipe for a model outside
 the library). ``import td_detr`` must not import it (``td_detr.metrics`` and ``td_detr.data.layout`` stay torch-free,
 and the Auto classes themselves load torch), yet ``import td_detr`` followed by ``AutoModel.from_pretrained(folder)``
-must find the model. So ``import td_detr`` imports the modeling module right after transformers' Auto package
-(``transformers.models.auto``) is imported, or at once when it already is: the registration costs nothing until the
-Auto classes are used.
+must find the model. So ``import td_detr`` registers each Auto class right after the transformers module that
+defines it has run: the config once ``configuration_auto`` is imported, the model once ``modeling_auto`` is, or at once
+for a module already imported.
+
+Why two modules and not the Auto package: transformers imports ``configuration_auto`` while ``modeling_utils`` is
+still half-imported (``modeling_utils`` → quantizers → ``AutoConfig``), so importing the modeling module at that point
+fails (``PreTrainedModel`` does not exist yet) and nothing was registered. ``modeling_auto`` is only imported by code
+that uses the Auto model classes, after ``modeling_utils`` has run.
 """
 
 from __future__ import annotations
@@ -16,27 +21,43 @@ import importlib.util
 import sys
 import warnings
 
-AUTO_PACKAGE = "transformers.models.auto"
-MODELING_MODULE = "td_detr.modeling_td_detr"
+CONFIG_AUTO_MODULE = "transformers.models.auto.configuration_auto"
+MODEL_AUTO_MODULE = "transformers.models.auto.modeling_auto"
 
 
-def _import_modeling() -> None:
-    if MODELING_MODULE in sys.modules:  # imported, or being imported right now: it registers at its end
-        return
+def _register_config() -> None:
+    from .configuration_td_detr import TDDetrConfig
+
+    sys.modules[CONFIG_AUTO_MODULE].AutoConfig.register(TDDetrConfig.model_type, TDDetrConfig, exist_ok=True)
+
+
+def _register_model() -> None:
+    importlib.import_module("td_detr.modeling_td_detr")  # registers AutoConfig and AutoModel at its end
+
+
+REGISTRATIONS = {CONFIG_AUTO_MODULE: _register_config, MODEL_AUTO_MODULE: _register_model}
+
+
+def _register(module_name: str) -> None:
     try:
-        importlib.import_module(MODELING_MODULE)
+        REGISTRATIONS[module_name]()
     except Exception as error:  # a broken td_detr must not break transformers' Auto classes for everything else
-        warnings.warn(f"td_detr is not registered with AutoConfig / AutoModel: {error!r}", stacklevel=2)
+        warnings.warn(f"td_detr is not registered with {module_name}: {error!r}", stacklevel=2)
 
 
-class _AfterAutoPackageImport(importlib.abc.MetaPathFinder):
-    """Finds no module itself: hands back the regular spec of :data:`AUTO_PACKAGE` with a loader that imports the
-    modeling module once the package has run. Removes itself on first use."""
+class _AfterAutoModuleImport(importlib.abc.MetaPathFinder):
+    """Finds no module itself: hands back the regular spec of a module in :data:`REGISTRATIONS` with a loader that
+    registers td_detr once the module has run. Stops watching a module after its first import."""
+
+    def __init__(self, module_names):
+        self.waiting = set(module_names)
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != AUTO_PACKAGE:
+        if fullname not in self.waiting:
             return None
-        sys.meta_path.remove(self)
+        self.waiting.discard(fullname)
+        if not self.waiting:
+            sys.meta_path.remove(self)
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None:
             return spec
@@ -44,16 +65,22 @@ class _AfterAutoPackageImport(importlib.abc.MetaPathFinder):
 
         def exec_module_then_register(module):
             exec_module(module)
-            _import_modeling()
+            _register(fullname)
 
         spec.loader.exec_module = exec_module_then_register  # this spec's own loader object only
         return spec
 
 
 def register_with_auto_classes() -> None:
-    """Make ``td_detr`` known to ``AutoConfig`` / ``AutoModel``: now if transformers' Auto package is loaded, else as
-    soon as it is."""
-    if AUTO_PACKAGE in sys.modules:
-        _import_modeling()
-    elif not any(isinstance(finder, _AfterAutoPackageImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _AfterAutoPackageImport())
+    """Make ``td_detr`` known to ``AutoConfig`` / ``AutoModel``: now for an Auto module already imported, else as soon
+    as it is."""
+    if any(isinstance(finder, _AfterAutoModuleImport) for finder in sys.meta_path):
+        return
+    waiting = []
+    for module_name in REGISTRATIONS:
+        if module_name in sys.modules:
+            _register(module_name)
+        else:
+            waiting.append(module_name)
+    if waiting:
+        sys.meta_path.insert(0, _AfterAutoModuleImport(waiting))
