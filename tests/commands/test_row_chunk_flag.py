@@ -22,3 +22,16 @@ def test_row_chunk_size_runs_every_training_step_in_chunks(workspace, tmp_path, 
     # two optimizer steps, each a batch of 8 grown by the synthesizer, run in chunks of 4 rows
     assert len(calls) == 2 and all(rows > 8 and chunk == 4 for rows, chunk in calls), calls
     assert json.loads((output / "metrics.json").read_text())
+
+
+def test_resuming_with_another_row_chunk_size_is_refused(workspace, tmp_path, capsys):
+    # Chunks draw the negatives' dropout masks apart from their rows: a different trajectory, so a different run.
+    root, data, config = workspace
+    output = tmp_path / "run"
+    common = ["train", "--dataset", "synthetic", "--data-dir", str(data), "--config", str(config), "--batch-size", "8",
+              "--output-dir", str(output), "--cache-dir", str(root / "cache")]
+    assert main(common + ["--max-steps", "1", "--row-chunk-size", "4"]) == 0
+    assert json.loads((output / "run.json").read_text())["run"]["training"]["row_chunk_size"] == 4
+    capsys.readouterr()
+    assert main(common + ["--max-steps", "2", "--resume"]) == 2
+    assert "training.row_chunk_size (4 → None)" in capsys.readouterr().err

@@ -202,6 +202,8 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
     )
     settings = {key: getattr(training_args, key) for key in FINGERPRINT_TRAINING_ARGS}
     settings.update({key: True for key in FINGERPRINT_PRECISION_ARGS if getattr(training_args, key)})
+    if args.row_chunk_size:  # dropout draws differ from the batched pass: another trajectory (only when on, as above)
+        settings["row_chunk_size"] = args.row_chunk_size
     run = run_fingerprint(config, data, seed, {**settings, **schedule, "official": args.official},
                           execution=execution_record(args, args.resolved_device))
     if is_main_process:
