@@ -11,8 +11,8 @@ and three references, each in a fresh process (so its peak RSS is its own):
 * ``td_detr_row_chunks``    TD-DETR with the step's forward / backward in chunks of 16 rows (``td_detr.row_chunks``)
 
 Training step = collate (with synthesis where configured) + forward + loss + backward + grad-norm clip 0.1 + AdamW
-step, on 32 rows of generated features (75 clips, 32 tokens). Synthesis grows the batch to ~1.5x rows, so figures
-are given per sample the model sees and per original batch of 32. Inference = eval-mode forward (no negative pass,
+step, on 32 rows of generated features (75 clips, 32 tokens). Synthesis grows the batch to 2x rows (~1.5x with
+``synthesis_keep_originals``), so figures are given per sample the model sees and per original batch of 32. Inference = eval-mode forward (no negative pass,
 no post-processing) on pre-collated batches of 1 and 32. Scoring = ``evaluate_submission`` on the 1550-query val
 reference predictions (generated ones of the same shape when ../shared/data is absent) next to the naive
 per-query loop of ``scripts/benchmark_metrics.py``. Every figure is the median of the repeats, warm-up excluded.
@@ -30,7 +30,7 @@ ours), alternating with the fp32 ones. Our configs use ``--dropout-implementatio
         --configs td_detr,td_detr_row_chunks,qd_detr_2l,qd_detr_4l --json docs/benchmarks/run1.json
 
     python scripts/benchmark.py --rounds 2 --official-src ../shared/reference/qd-detr   # ours beside the official code
-    python scripts/benchmark.py                     # full: ~5 minutes on 2 cores
+    python scripts/benchmark.py                     # full: not timed alone (the issue-15 runs above took 14-22 min)
     python scripts/benchmark.py --quick             # 54 s on the idle 2-core machine (load 1.4), longer when cores are shared
     python scripts/benchmark.py --dry-run --json o.json   # ~25 s on 2 shared cores: tiny sizes, 1 repeat, one process
     python scripts/benchmark.py --rounds 2 --json o.json  # on a shared machine: each config twice, fastest kept
