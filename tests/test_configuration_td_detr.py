@@ -42,7 +42,7 @@ def _official_table() -> dict:
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md").read_text()
-    section = text.split("## 3. Paper versus official code", 1)[1]
+    section = re.split(r"## \d+\. Paper versus official code", text, maxsplit=1)[1]
     rows = [line for line in section.splitlines() if line.startswith("|")]
     header = [cell.strip() for cell in rows[0].strip("|").split("|")]
     assert header[-1].startswith("official setting")
