@@ -73,6 +73,7 @@ def train_custom(data, output, *extra):
                  "--output-dir", str(output), "--cache-dir", str(root / "cache"), *extra])
 
 
+@pytest.mark.slow  # trains the smallest custom tier's model for 4 steps: ~5 s, the longest of the quick tests
 def test_banner_names_preset_parameters_epochs_steps_and_time(data, tmp_path, capsys):
     num_queries = sum(1 for _ in (data[1] / "train.jsonl").open())
     tier = CUSTOM_SIZE_TIERS[0]
