@@ -20,8 +20,11 @@ DEFAULT_OUTPUT_ROOT = "td-detr-runs"
 # Optimisation settings that are part of what a run is (resuming with other values would mix two runs).
 FINGERPRINT_TRAINING_ARGS = ("learning_rate", "weight_decay", "per_device_train_batch_size",
                              "gradient_accumulation_steps", "max_grad_norm", "lr_scheduler_type")
-# Mixed precision changes the trajectory too; recorded only when on, so fp32 runs keep their earlier fingerprints.
+# Settings that change the trajectory too, recorded only when on, so runs started before they existed keep their
+# fingerprints: mixed precision (TrainingArguments) and row chunks (the negatives' dropout is drawn apart from their
+# rows; a TDDetrTrainer argument, from the command line).
 FINGERPRINT_PRECISION_ARGS = ("bf16", "fp16")
+FINGERPRINT_TRAINER_FLAGS = ("row_chunk_size",)
 
 
 def add_parser(subparsers) -> None:
@@ -201,9 +204,9 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         weight_decay_scope=args.weight_decay_scope or preset.weight_decay_scope,
     )
     settings = {key: getattr(training_args, key) for key in FINGERPRINT_TRAINING_ARGS}
-    settings.update({key: True for key in FINGERPRINT_PRECISION_ARGS if getattr(training_args, key)})
-    if args.row_chunk_size:  # dropout draws differ from the batched pass: another trajectory (only when on, as above)
-        settings["row_chunk_size"] = args.row_chunk_size
+    when_on = {**{key: getattr(training_args, key) for key in FINGERPRINT_PRECISION_ARGS},
+               **{key: getattr(args, key) for key in FINGERPRINT_TRAINER_FLAGS}}
+    settings.update({key: value for key, value in when_on.items() if value})
     run = run_fingerprint(config, data, seed, {**settings, **schedule, "official": args.official},
                           execution=execution_record(args, args.resolved_device))
     if is_main_process:
