@@ -50,9 +50,10 @@ def chunk_inputs(inputs: dict, chunk: slice) -> dict:
         negatives = torch.roll(torch.arange(rows), -1)
     negatives = torch.as_tensor(negatives)[chunk]
     valid = negatives >= 0
+    texts = negatives.clamp(min=0)  # a row without a negative (-1) takes any text; the model skips it
     own = int(picked["video_features"].shape[0])
-    picked["text_features"] = torch.cat((picked["text_features"], inputs["text_features"][negatives.clamp(min=0)]))
-    picked["text_mask"] = torch.cat((picked["text_mask"], inputs["text_mask"][negatives.clamp(min=0)]))
+    picked["text_features"] = torch.cat((picked["text_features"], inputs["text_features"][texts]))
+    picked["text_mask"] = torch.cat((picked["text_mask"], inputs["text_mask"][texts]))
     picked["negative_text_index"] = torch.where(valid, own + torch.arange(own), torch.full_like(negatives, -1))
     return picked
 
