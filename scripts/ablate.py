@@ -35,8 +35,9 @@ shifted and Spurious splits (``per_query_ap``: 100 × their mean is the split's 
 (rows, synthesized ones included) seen, best epoch, epochs and steps run (``convergence``) and the wall-clock
 seconds of each command.
 
-``results.json`` (every run), ``summary.json`` and ``summary.md`` are rewritten at the end; ``--summarize-only``
-rewrites them from ``results.json``. The summary holds mean ± std per setting (sample std over seeds), the run
+``results.json`` (the runs of the invocation), ``summary.json`` and ``summary.md`` are rewritten at the end;
+``--summarize-only`` rewrites them from every run record in ``RESULTS/runs`` (so seeds, settings or a longer cap
+added by later invocations join the tables; the run-length table gives each run's cap). The summary holds mean ± std per setting (sample std over seeds), the run
 lengths, and every claim of :data:`CLAIMS` (full vs baseline, each component vs the baseline, each α / β vs the full
 default, each strategy vs QD-DETR) as the mean paired difference (by seed) of shifted mAP, the iid − shifted gap,
 Spurious mAP and iid mAP and the share of the baseline's lost shifted mAP kept, each with a 95 % hierarchical
@@ -461,8 +462,9 @@ def summarize(results: list[dict], meta: dict, resamples: int = statistics.RESAM
             "seeds": [r["seed"] for r in runs],
             "train_steps": runs[0]["train_steps"],
             # Per seed (same order as `seeds`): the epoch the selection metric peaked, the epochs and steps run.
-            "convergence": {field: [r.get("convergence", {}).get(field) for r in runs]
-                            for field in ("best_epoch", "epochs_run", "steps_run")},
+            "convergence": {**{field: [r.get("convergence", {}).get(field) for r in runs]
+                               for field in ("best_epoch", "epochs_run", "steps_run")},
+                            "cap": [r.get("epochs") for r in runs]},
             "seconds_per_run": round(sum(r["seconds"]["total"] for r in runs) / len(runs), 1),
             "metrics": {split: {metric: mean_std([r["metrics"][split][metric] for r in runs])
                                 for metric in SPLIT_KEYS[split]} for split in SPLITS},
@@ -512,17 +514,20 @@ def markdown_tables(summary: dict) -> str:
 
 
 def convergence_table(summary: dict) -> list[str]:
-    """Per setting: best epoch and epochs run of each seed (runs until converged: the rule stopped it before the
-    cap when epochs run < the cap) and the mean seconds per run."""
+    """Per setting: best epoch, epochs run and the cap of each seed (runs until converged: the rule stopped it
+    before the cap when epochs run < the cap) and the mean seconds per run."""
     rows = [(key, setting) for key, setting in summary["settings"].items()
             if any(v is not None for v in setting.get("convergence", {}).get("epochs_run", []))]
     if not rows:
         return []
-    out = ["**Run length (best epoch / epochs run, per seed)**", "",
-           "| setting | seeds | best epoch | epochs run | optimizer steps | seconds per run |", "|---|---|---|---|---|---|"]
+    out = ["**Run length (best epoch / epochs run / cap, per seed)**", "",
+           "| setting | seeds | best epoch | epochs run | cap | optimizer steps | seconds per run |",
+           "|---|---|---|---|---|---|---|"]
     for key, setting in rows:
         c = setting["convergence"]
-        joined = [", ".join("-" if v is None else f"{v:g}" for v in c[field]) for field in ("best_epoch", "epochs_run", "steps_run")]
+        c = {**c, "cap": c.get("cap", [None] * len(setting["seeds"]))}  # summaries written before caps were recorded
+        joined = [", ".join("-" if v is None else f"{v:g}" for v in c[field])
+                  for field in ("best_epoch", "epochs_run", "cap", "steps_run")]
         out.append(f"| {setting['label']} | {', '.join(map(str, setting['seeds']))} | " + " | ".join(joined)
                    + f" | {setting['seconds_per_run']:g} |")
     return out + [""]
@@ -678,13 +683,17 @@ def write_summary(results_dir: Path, results: list[dict], meta: dict) -> dict:
 
 
 def resummarize(results_dir: Path) -> dict:
-    """Rebuild summary.json / summary.md from results.json, keeping the stored meta (where and how the runs ran)."""
+    """Rebuild results.json, summary.json and summary.md from every run record in runs/ (whichever invocation wrote
+    it, e.g. seeds or a longer cap added later), keeping the stored meta (where and how the runs ran)."""
     try:
-        results = json.loads((results_dir / "results.json").read_text())
+        results = [json.loads(path.read_text()) for path in sorted((results_dir / "runs").glob("*.json"))]
         meta = json.loads((results_dir / "summary.json").read_text())["meta"]
     except (OSError, ValueError, KeyError) as error:
         raise SystemExit(f"ablate.py: cannot resummarize {results_dir}: {error}") from None
-    return write_summary(results_dir, results, meta)
+    if not results:
+        raise SystemExit(f"ablate.py: cannot resummarize {results_dir}: no run records in {results_dir / 'runs'}")
+    results.sort(key=lambda r: (r["seed"], list(SETTINGS).index(r["key"])))
+    return write_summary(results_dir, results, {**meta, "runs": len(results)})
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -706,7 +715,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--pause-while", metavar="PATTERN",
                         help="before each run, wait while a process matching PATTERN (pgrep -f) runs")
     parser.add_argument("--summarize-only", action="store_true",
-                        help="rebuild summary.json / summary.md of --results-dir from its results.json; run nothing")
+                        help="rebuild results.json / summary.json / summary.md of --results-dir from the run records in "
+                             "its runs/ folder; run nothing")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: run one spec file
     return parser.parse_args(argv)
 

@@ -146,19 +146,33 @@ def _fake_result(ablate, key, seed, iid_map, shifted_map):
 
 
 def test_summarize_only_keeps_meta_and_adds_the_shortcut_gap(ablate, tmp_path, capsys):
+    # The run records of two invocations (the second added seed 1 with a longer cap); results.json held the first's.
     results = [_fake_result(ablate, "baseline", 0, 30.0, 20.0), _fake_result(ablate, "baseline", 1, 40.0, 36.0),
                _fake_result(ablate, "full", 0, 35.0, 35.5)]
-    (tmp_path / "results.json").write_text(json.dumps(results))
-    meta = {"where": "another machine", "threads": 1}
+    results[1].update(epochs=60, convergence={"best_epoch": 41.0, "epochs_run": 52.0, "steps_run": 520})
+    (tmp_path / "runs").mkdir()
+    for result in results:
+        (tmp_path / "runs" / f"{result['key']}__seed{result['seed']}.json").write_text(json.dumps(result))
+    (tmp_path / "results.json").write_text(json.dumps([results[0], results[2]]))
+    meta = {"where": "another machine", "threads": 1, "runs": 2}
     (tmp_path / "summary.json").write_text(json.dumps({"meta": meta}))
     assert ablate.main(["--summarize-only", "--results-dir", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["meta"] == meta
+    assert summary["meta"] == {**meta, "runs": 3}
+    assert len(json.loads((tmp_path / "results.json").read_text())) == 3
+    assert summary["settings"]["baseline"]["convergence"]["cap"] == [None, 60]
     gap = summary["settings"]["baseline"]["shortcut_gap"]["MR-full-mAP"]
     assert gap["values"] == [10.0, 4.0] and gap["mean"] == 7.0
     assert summary["settings"]["full"]["shortcut_gap"]["MR-full-mAP"]["values"] == [-0.5]
     table = (tmp_path / "summary.md").read_text()
     assert "iid − shifted mAP" in table and "| 7.00 ± 4.24 |" in table
+    assert "| baseline (no synthesis, no dynamics) | 0, 1 | -, 41 | -, 52 | -, 60 | -, 520 | 1 |" in table
+
+
+def test_summarize_only_needs_run_records(ablate, tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({"meta": {}}))
+    with pytest.raises(SystemExit, match="no run records"):
+        ablate.main(["--summarize-only", "--results-dir", str(tmp_path)])
 
 
 @pytest.mark.slow
