@@ -18,8 +18,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+
+from td_detr.metrics import temporal_iou_paired
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = {
@@ -124,16 +127,11 @@ def read_jsonl(path) -> dict:
         return {record["qid"]: record for record in map(json.loads, filter(str.strip, handle))}
 
 
-def _iou(a, b) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
-
-
 def top1_iou(prediction: dict, annotation: dict) -> float:
-    """Best IoU between the top-ranked predicted window and any ground-truth window."""
-    top = prediction["pred_relevant_windows"][0][:2]
-    return max(_iou(top, gt) for gt in annotation["relevant_windows"])
+    """Best IoU between the top-ranked predicted window and any ground-truth window (the official R1 IoU; 0/0 = 0)."""
+    start, end = prediction["pred_relevant_windows"][0][:2]
+    gt = np.asarray(annotation["relevant_windows"], dtype=float)
+    return float(temporal_iou_paired(start, end, gt[:, 0], gt[:, 1]).max())
 
 
 def choose_example(annotations: dict, predictions: dict, reference: str, target: str) -> int:

@@ -331,7 +331,7 @@ def test_batch_size_rules():
 @pytest.mark.parametrize("keep_originals", [True, False])
 @pytest.mark.parametrize("batch", [1, 2, 5, 8, 9])
 def test_rows_per_batch_counts_what_the_collator_builds(keep_originals, batch):
-    # scripts/ablate.py sizes its equal-samples runs with it: it must be the collator's actual row count.
+    # scripts/ablation_plan.py sizes the equal-samples runs with it: it must be the collator's actual row count.
     rows = random_rows(batch, batch)
     collator = DataCollatorForMomentRetrieval(training=True, clip_length=CLIP, synthesis_keep_originals=keep_originals,
                                               seed=0)

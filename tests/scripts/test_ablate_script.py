@@ -1,5 +1,6 @@
-"""scripts/ablate.py: the dry run writes one result per (setting, seed) with every metric, summarises them, and a
-rerun skips finished runs while an interrupted run restarts from a clean folder."""
+"""scripts/ablate.py (runner), ablation_plan.py (settings, runs) and ablation_tables.py (summary): the dry run writes
+one result per (setting, seed) with every metric, summarises them, and a rerun skips finished runs while an
+interrupted run restarts from a clean folder."""
 
 from __future__ import annotations
 
@@ -10,43 +11,55 @@ import pytest
 from script_utils import load_script
 
 
-
 @pytest.fixture(scope="module")
 def ablate():
     return load_script("ablate")
 
 
-def test_every_table_row_is_a_setting_and_sweeps_reuse_the_full_run(ablate):
+@pytest.fixture(scope="module")
+def ablation_plan():
+    return load_script("ablation_plan")
+
+
+@pytest.fixture(scope="module")
+def ablation_tables():
+    return load_script("ablation_tables")
+
+
+def test_every_table_row_is_a_setting_and_sweeps_reuse_the_full_run(ablation_plan):
     from td_detr import TDDetrConfig
 
-    groups = ablate.GROUPS
-    assert all(key in ablate.SETTINGS for rows in groups.values() for _, key, _ in rows)
+    groups = ablation_plan.GROUPS
+    assert all(key in ablation_plan.SETTINGS for rows in groups.values() for _, key, _ in rows)
     # The sweep value equal to the full model's default is the full run itself, not a second identical training.
     defaults = TDDetrConfig()
     for sweep, default in (("alpha", defaults.synthesis_alpha), ("beta", defaults.dynamics_beta)):
         by_value = {x: key for _, key, x in groups[sweep]}
         assert by_value[default] == "full"
-        assert all(ablate.SETTINGS[key].flags == (f"--{sweep}", str(x)) for x, key in by_value.items() if key != "full")
+        assert all(ablation_plan.SETTINGS[key].flags == (f"--{sweep}", str(x))
+                   for x, key in by_value.items() if key != "full")
 
 
-def test_models_are_the_package_presets(ablate):
+def test_models_are_the_package_presets(ablation_plan):
     from td_detr import TDDetrConfig
 
     qd_detr = TDDetrConfig.qd_detr_baseline().to_dict()
-    assert all(qd_detr[key] == value for key, value in ablate.QD_DETR_WEIGHTS.items())
+    assert all(qd_detr[key] == value for key, value in ablation_plan.QD_DETR_WEIGHTS.items())
 
 
-def test_every_run_has_its_own_files(ablate, tmp_path):
+def test_every_run_has_its_own_files(ablate, ablation_plan, tmp_path):
     # Dotted setting names ("alpha_0.5") once shared one spec / log file, so parallel runs overwrote each other's.
-    plan = ablate.PLANS["study"]
-    specs = [ablate.run_spec(setting, seed, plan, tmp_path) for setting in ablate.SETTINGS.values() for seed in (0, 1)]
-    paths = [path for spec in specs for path in (*ablate.side_files(spec), Path(spec["result_file"]), Path(spec["work_dir"]))]
+    plan = ablation_plan.PLANS["study"]
+    specs = [ablation_plan.run_spec(setting, seed, plan, tmp_path)
+             for setting in ablation_plan.SETTINGS.values() for seed in (0, 1)]
+    paths = [path for spec in specs
+             for path in (*ablate.side_files(spec), Path(spec["result_file"]), Path(spec["work_dir"]))]
     assert len(set(paths)) == len(paths) == 4 * len(specs)
 
 
-def test_mean_std_is_the_sample_statistic(ablate):
-    assert ablate.mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "values": [1.0, 2.0, 3.0]}
-    assert ablate.mean_std([5.0])["std"] == 0.0
+def test_mean_std_is_the_sample_statistic(ablation_tables):
+    assert ablation_tables.mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "values": [1.0, 2.0, 3.0]}
+    assert ablation_tables.mean_std([5.0])["std"] == 0.0
 
 
 @pytest.mark.slow  # trains: each run is three td-detr processes
@@ -105,18 +118,18 @@ def test_dry_run_results_and_resume(ablate, tmp_path, capsys):
     assert summary["costs"]["full"]["samples_seen"] == 32  # the tiny model synthesizes 2·B rows a step
 
 
-def test_equal_samples_runs_train_on_the_rows_of_their_rival(ablate, tmp_path):
-    settings, plan = ablate.SETTINGS, ablate.PLANS["study"]
+def test_equal_samples_runs_train_on_the_rows_of_their_rival(ablation_plan, tmp_path):
+    settings, plan = ablation_plan.SETTINGS, ablation_plan.PLANS["study"]
     keys = ("baseline", "full", "baseline_equal_samples", "qd_detr", "qd_detr_td", "qd_detr_equal_samples",
             "baseline_256", "full_256", "baseline_256_equal_samples")
-    spec = {key: ablate.run_spec(settings[key], 0, plan, tmp_path) for key in keys}
+    spec = {key: ablation_plan.run_spec(settings[key], 0, plan, tmp_path) for key in keys}
     # The synthetic preset keeps the originals: a synthesizing step trains on 1.5·B rows (computed from the config).
     assert [spec[k]["rows_per_batch"] for k in keys] == [32, 48, 32, 32, 48, 32, 32, 48, 32]
     assert [spec[k]["samples_per_round"] for k in keys] == [1.0, 1.0, 1.5, 1.0, 1.0, 1.5, 1.0, 1.0, 1.5]
     assert spec["qd_detr_equal_samples"]["architecture"] == "qd_detr"
     assert f"--save-steps 15 --max-steps {plan.epochs * 15}" in " ".join(spec["baseline_equal_samples"]["commands"][0])
     # The dry run's tiny model replaces every row (2·B): twice the steps.
-    dry = ablate.run_spec(settings["baseline_equal_samples"], 0, ablate.PLANS["dry_run"], tmp_path)
+    dry = ablation_plan.run_spec(settings["baseline_equal_samples"], 0, ablation_plan.PLANS["dry_run"], tmp_path)
     assert dry["samples_per_round"] == 2.0 and "--max-steps 4" in " ".join(dry["commands"][0])
 
 
@@ -128,27 +141,28 @@ def test_samples_seen_follows_the_epochs_short_last_batch(ablate):
     assert ablate.samples_seen(4, 16, 8, lambda rows: rows) == 32
 
 
-def test_changed_settings_are_not_reused(ablate, tmp_path):
-    plan = ablate.PLANS["dry_run"]
-    spec = ablate.run_spec(ablate.SETTINGS["full"], 0, plan, tmp_path)
-    ablate.write_json_atomic(Path(spec["result_file"]), {"fingerprint": spec["fingerprint"]})
+def test_changed_settings_are_not_reused(ablate, ablation_plan, ablation_tables, tmp_path):
+    plan = ablation_plan.PLANS["dry_run"]
+    spec = ablation_plan.run_spec(ablation_plan.SETTINGS["full"], 0, plan, tmp_path)
+    ablation_tables.write_json_atomic(Path(spec["result_file"]), {"fingerprint": spec["fingerprint"]})
     assert ablate.load_finished(spec) is not None
-    other = ablate.run_spec(ablate.SETTINGS["full"], 0, ablate.PLANS["quick"], tmp_path)
+    other = ablation_plan.run_spec(ablation_plan.SETTINGS["full"], 0, ablation_plan.PLANS["quick"], tmp_path)
     assert other["result_file"] == spec["result_file"] and ablate.load_finished(other) is None
 
 
-def _fake_result(ablate, key, seed, iid_map, shifted_map):
-    main = {k: 50.0 for k in ablate.MAIN_KEYS}
+def _fake_result(ablation_tables, key, seed, iid_map, shifted_map):
+    main = {k: 50.0 for k in ablation_tables.MAIN_KEYS}
     return {"key": key, "seed": seed, "flags": [], "architecture": "td_detr", "train_steps": 10,
             "seconds": {"total": 1.0},
             "metrics": {"iid": {**main, "MR-full-mAP": iid_map}, "shifted": {**main, "MR-full-mAP": shifted_map},
-                        "spurious": {k: 5.0 for k in ablate.SPURIOUS_KEYS}, "dynamic_context": dict(main)}}
+                        "spurious": {k: 5.0 for k in ablation_tables.SPURIOUS_KEYS}, "dynamic_context": dict(main)}}
 
 
-def test_summarize_only_keeps_meta_and_adds_the_shortcut_gap(ablate, tmp_path, capsys):
+def test_summarize_only_keeps_meta_and_adds_the_shortcut_gap(ablate, ablation_tables, tmp_path, capsys):
     # The run records of two invocations (the second added seed 1 with a longer cap); results.json held the first's.
-    results = [_fake_result(ablate, "baseline", 0, 30.0, 20.0), _fake_result(ablate, "baseline", 1, 40.0, 36.0),
-               _fake_result(ablate, "full", 0, 35.0, 35.5)]
+    results = [_fake_result(ablation_tables, "baseline", 0, 30.0, 20.0),
+               _fake_result(ablation_tables, "baseline", 1, 40.0, 36.0),
+               _fake_result(ablation_tables, "full", 0, 35.0, 35.5)]
     results[1].update(epochs=60, convergence={"best_epoch": 41.0, "epochs_run": 52.0, "steps_run": 520})
     (tmp_path / "runs").mkdir()
     for result in results:
@@ -198,12 +212,12 @@ def test_dry_run_combines_with_quick(ablate, flags, plan):
     assert ablate.chosen_plan(ablate.parse_args(flags)).name == plan
 
 
-def test_equal_samples_baseline_sees_the_synthesizing_models_rows_per_round(ablate):
+def test_equal_samples_baseline_sees_the_synthesizing_models_rows_per_round(ablation_plan):
     # full_256 trains on B originals + B/2 synthesized rows a step; the equal-samples baseline gets 1.5x the steps per
     # evaluation round (and per cap and LR drop), so both have seen as many rows at every round.
-    plan = ablate.PLANS["study"]
-    full = ablate.schedule_flags(ablate.SETTINGS["full_256"], plan)
-    equal = ablate.schedule_flags(ablate.SETTINGS["baseline_256_equal_samples"], plan)
+    plan = ablation_plan.PLANS["study"]
+    full = ablation_plan.schedule_flags(ablation_plan.SETTINGS["full_256"], plan)
+    equal = ablation_plan.schedule_flags(ablation_plan.SETTINGS["baseline_256_equal_samples"], plan)
     steps_per_epoch = -(-plan.data_size // plan.batch_size)
 
     def value(flags, name):
@@ -216,7 +230,7 @@ def test_equal_samples_baseline_sees_the_synthesizing_models_rows_per_round(abla
     assert value(equal, "--max-steps") == 1.5 * plan.epochs * steps_per_epoch
     assert value(equal, "--lr-drop") == 1.5 * value(full, "--lr-drop")
     assert value(full, "--lr") == value(equal, "--lr")  # the width's learning rate, the same for both
-    spec = ablate.run_spec(ablate.SETTINGS["full_256"], 0, plan, Path("/r"))
+    spec = ablation_plan.run_spec(ablation_plan.SETTINGS["full_256"], 0, plan, Path("/r"))
     assert spec["model"]["hidden_size"] == 256 and spec["commands"][0][spec["commands"][0].index("--config") + 1] \
         == "/r/configs/td_detr_qd_detr_width.json"
-    assert ablate.run_spec(ablate.SETTINGS["full"], 0, plan, Path("/r"))["model"]["hidden_size"] == 64
+    assert ablation_plan.run_spec(ablation_plan.SETTINGS["full"], 0, plan, Path("/r"))["model"]["hidden_size"] == 64

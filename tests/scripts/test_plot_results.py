@@ -78,6 +78,19 @@ def test_sweep_sorted_by_value_one_line_per_metric(plots, summary, tmp_path):
         plots.plot_sweep(summary, "beta")
 
 
+@pytest.mark.parametrize("top, windows, iou", [
+    ([0.0, 10.0], [[5.0, 15.0]], 5 / 15),  # partial overlap: intersection / union
+    ([0.0, 10.0], [[40.0, 50.0], [2.0, 10.0]], 0.8),  # the best of several ground-truth windows
+    ([0.0, 4.0], [[6.0, 8.0]], 0.0),  # disjoint
+    ([0.0, 4.0], [[4.0, 8.0]], 0.0),  # touching
+    ([3.0, 3.0], [[0.0, 6.0]], 0.0),  # zero-length prediction
+    ([3.0, 3.0], [[3.0, 3.0]], 0.0),  # both zero-length: 0/0 counts as 0, as in the official R1
+])
+def test_top1_iou_edge_cases(plots, top, windows, iou):
+    prediction = {"pred_relevant_windows": [[*top, 0.9], [0.0, 100.0, 0.1]]}  # only the top-ranked window counts
+    assert plots.top1_iou(prediction, {"relevant_windows": windows}) == pytest.approx(iou)
+
+
 def test_example_draws_ground_truth_cue_decoy_and_top_k_windows(plots, tmp_path):
     annotation = {"qid": 7, "query": "a man is cooking", "vid": "v", "duration": 40.0, "relevant_windows": [[10.0, 16.0]],
                   "cue_windows": [[0.0, 4.0], [6.0, 10.0]], "decoy_windows": [[4.0, 6.0]]}
