@@ -19,6 +19,7 @@ added by later invocations join the tables; the run-length table gives each run'
 
     python scripts/ablate.py --jobs 2 --threads 1 --only baseline,baseline_equal_samples,full  # main comparison
     python scripts/ablate.py --jobs 2 --threads 1   # the whole study: 5 seeds x 20 settings, until converged
+    python scripts/ablate.py --plan study_320 --jobs 2 --threads 1   # its first pass, 320 training queries
     python scripts/ablate.py --plan earlier --jobs 2 --threads 1   # the earlier study: 3 seeds x 15, 12 epochs
     python scripts/ablate.py --quick --jobs 2 --threads 1   # 1 seed x 4 epochs
     python scripts/ablate.py --dry-run --results-dir /tmp/abl   # tiny data / model, 2 steps per run
@@ -318,10 +319,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="1 seed, 4 epochs")
     parser.add_argument("--dry-run", action="store_true",
                         help="tiny data and model, 2 steps, no worker process; wins over --quick (checks the whole pipeline)")
-    parser.add_argument("--plan", choices=("study", "earlier"), default="study",
-                        help="study: the spurious_hard preset, 5 seeds, until converged (default); earlier: the "
-                             "spurious preset, 3 seeds, 12 epochs (docs/RESULTS.md, earlier preset)")
-    parser.add_argument("--results-dir", type=Path, help="default: runs/ablation[-earlier|-quick|-dry-run]")
+    parser.add_argument("--plan", choices=("study", "study_320", "earlier"), default="study",
+                        help="study: the spurious_hard preset at 1280 training queries, 5 seeds, until converged "
+                             "(default); study_320: its first pass at 320 queries; earlier: the spurious preset, "
+                             "3 seeds, 12 epochs (docs/RESULTS.md)")
+    parser.add_argument("--results-dir", type=Path,
+                        help="default: runs/ablation[-study_320|-earlier|-quick|-dry-run]")
     parser.add_argument("--only", help="comma-separated setting keys (default: all): " + ", ".join(SETTINGS))
     parser.add_argument("--seeds", help="comma-separated seeds (default: the plan's)")
     parser.add_argument("--epochs", type=float, help="training epochs per run (default: the plan's)")
@@ -353,7 +356,8 @@ def main(argv=None) -> int:
         plan = dataclasses.replace(plan, seeds=tuple(int(s) for s in args.seeds.split(",")))
     if args.epochs:
         plan = dataclasses.replace(plan, epochs=args.epochs, max_steps=None)
-    results_dir = args.results_dir or REPO / "runs" / {"study": "ablation", "earlier": "ablation-earlier",
+    results_dir = args.results_dir or REPO / "runs" / {"study": "ablation", "study_320": "ablation-study_320",
+                                                       "earlier": "ablation-earlier",
                                                        "quick": "ablation-quick", "dry_run": "ablation-dry-run"}[plan.name]
     if args.summarize_only:
         summary = resummarize(results_dir.absolute())

@@ -127,7 +127,10 @@ def test_equal_samples_runs_train_on_the_rows_of_their_rival(ablation_plan, tmp_
     assert [spec[k]["rows_per_batch"] for k in keys] == [32, 48, 32, 32, 48, 32, 32, 48, 32]
     assert [spec[k]["samples_per_round"] for k in keys] == [1.0, 1.0, 1.5, 1.0, 1.0, 1.5, 1.0, 1.0, 1.5]
     assert spec["qd_detr_equal_samples"]["architecture"] == "qd_detr"
-    assert f"--save-steps 15 --max-steps {plan.epochs * 15}" in " ".join(spec["baseline_equal_samples"]["commands"][0])
+    # An evaluation round of the equal-samples baseline is 1.5 epochs of ceil(N / B) steps.
+    steps_per_round = round(1.5 * -(-plan.data_size // plan.batch_size))
+    assert f"--save-steps {steps_per_round} --max-steps {round(plan.epochs * steps_per_round)}" in " ".join(
+        spec["baseline_equal_samples"]["commands"][0])
     # The dry run's tiny model replaces every row (2·B): twice the steps.
     dry = ablation_plan.run_spec(settings["baseline_equal_samples"], 0, ablation_plan.PLANS["dry_run"], tmp_path)
     assert dry["samples_per_round"] == 2.0 and "--max-steps 4" in " ".join(dry["commands"][0])
