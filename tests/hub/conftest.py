@@ -60,7 +60,8 @@ def offline_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def silent_hub(tmp_path, monkeypatch):
     """Online mode pointed at a local port that accepts connections and never answers (the slow-network case), an
-    empty cache, and td-detr's reachability timeout cut to 1 s. Returns the endpoint."""
+    empty cache, and td-detr's reachability timeout cut to 0.1 s (nothing ever answers, so a longer wait tests
+    nothing more). Returns the endpoint."""
     import socket
 
     from td_detr import hub_access
@@ -70,7 +71,7 @@ def silent_hub(tmp_path, monkeypatch):
     listener.listen(8)  # connections complete in the kernel backlog; nothing ever reads or answers
     endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
     _point_client_at(monkeypatch, tmp_path, endpoint, offline=False, cache_dir=tmp_path / "hf-cache")
-    monkeypatch.setattr(hub_access, "HUB_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(hub_access, "HUB_TIMEOUT_SECONDS", 0.1)
     monkeypatch.setattr(hub_access, "_reachable", {})
     yield endpoint
     listener.close()
