@@ -14,19 +14,8 @@ shared machine's load hits both arms alike; the medians and their ratio are prin
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import time
-from pathlib import Path
-
-SCRIPTS = Path(__file__).resolve().parent
-
-
-def _benchmark_module():
-    spec = importlib.util.spec_from_file_location("td_detr_benchmark", SCRIPTS / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv=None) -> int:
@@ -40,15 +29,16 @@ def main(argv=None) -> int:
 
     import numpy as np
     import torch
+    from benchmark_collator import make_rows
+    from benchmark_configs import SIZES, build_config
 
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
 
-    bench = _benchmark_module()
     torch.set_num_threads(args.threads)
-    size = bench.SIZES["tiny" if args.dry_run else "real"]
-    config = bench.build_config(args.config, size)
-    rows = bench.load_script("benchmark_collator").make_rows(
+    size = SIZES["tiny" if args.dry_run else "real"]
+    config = build_config(args.config, size)
+    rows = make_rows(
         size["batch"], np.random.default_rng(0), clips=size["clips"], dims=size["video_dims"],
         text=(size["tokens"], size["text_dim"]))
     torch.manual_seed(0)

@@ -103,7 +103,7 @@ def measure_ours(key: str, variant: str, size: dict, repeats: dict, device: str)
     import numpy as np
     import torch
 
-    from benchmark import build_config
+    from benchmark_configs import build_config
     from benchmark_collator import make_rows
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
@@ -285,7 +285,7 @@ def worker_result(device: str, kind: str, key: str, variant: str, mode: str) -> 
     size = SIZES["tiny" if mode == "quick" else "real"]
     if kind == "measure":
         return measure_ours(key, variant, size, REPEATS[mode], device)
-    from benchmark import build_config
+    from benchmark_configs import build_config
     from run_cost import our_run_cost
 
     bf16, compiled = VARIANTS[variant]

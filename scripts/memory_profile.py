@@ -13,36 +13,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import resource
 import sys
-from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent
 PARTS = ("video_projection", "text_projection", "t2v_layers", "encoder_layers", "decoder")
-
-
-def benchmark_module():
-    spec = importlib.util.spec_from_file_location("benchmark", SCRIPTS / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["benchmark"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def profile(key: str, bf16: bool, rows: int | None, threads: int) -> dict:
     import numpy as np
     import torch
+    from benchmark_collator import make_rows
+    from benchmark_configs import SIZES, build_config
 
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
     from td_detr.row_chunks import chunk_inputs
 
-    benchmark = benchmark_module()
     torch.set_num_threads(threads)
-    size = benchmark.SIZES["real"]
-    config = benchmark.build_config(key, size, "fast_cpu")
-    data = benchmark.load_script("benchmark_collator").make_rows(
+    size = SIZES["real"]
+    config = build_config(key, size, "fast_cpu")
+    data = make_rows(
         size["batch"], np.random.default_rng(0), clips=size["clips"], dims=size["video_dims"],
         text=(size["tokens"], size["text_dim"]))
     torch.manual_seed(0)

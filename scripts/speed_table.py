@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmark_configs import BF16
+
 START, END = "<!-- speed table: scripts/speed_table.py -->", "<!-- end of speed table -->"
 
 # Columns: (heading, our config, the official model it is compared with, figure compared for the training step).
@@ -23,7 +25,6 @@ COLUMNS = [
     ("TD-DETR 4/4/4 (64 rows seen; per row vs official 4/4/4)", "td_detr", "official_4l", "train_step_per_row_s"),
     ("TD-DETR, row chunks of 16", "td_detr_row_chunks", "official_4l", "train_step_per_row_s"),
 ]
-BF16 = "_bf16"
 
 
 def figure(run: dict, key: str, name: str) -> float | None:

@@ -1,4 +1,5 @@
-"""`scripts/benchmark.py --dry-run --json`: every figure present and positive, ratios equal to the raw numbers; with
+"""`scripts/benchmark.py --dry-run --json` (with benchmark_configs.py, benchmark_measure.py, benchmark_official.py and
+benchmark_report.py beside it): every figure present and positive, ratios equal to the raw numbers; with
 `--official-src`, the official driver's figures enter the same run and the ours / official ratios."""
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ def test_worker_mode_prints_one_config_as_its_last_json_line(capsys):
     assert result["label"] == "QD-DETR baseline 2/2/2" and result["conditions"]["threads"] == 1
     figures = result["figures"]
     assert all(figures[name] > 0 for name in CONFIG_FIGURES)
-    assert figures["samples_seen_per_step"] == module.SIZES["tiny"]["batch"]  # the baseline never synthesizes
+    tiny = load_script("benchmark_configs").SIZES["tiny"]
+    assert figures["samples_seen_per_step"] == tiny["batch"]  # the baseline never synthesizes
 
 
 # A stand-in for the official-code driver (../shared/reference/qd_detr_speed.py): same command line, same RESULT line;
@@ -192,7 +194,7 @@ def test_cpu_clock_boot_makes_the_official_driver_time_cpu_seconds(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("import sys, time\nprint(time.perf_counter is time.process_time, sys.argv[0].endswith('probe.py'),"
                      " sys.argv[1:], __name__)\n")
-    module = load_script("benchmark")
+    module = load_script("benchmark_official")
     assert module.official_boot(cpu_clock=False, bf16=False) == []  # the driver runs plainly
     boot = module.official_boot(cpu_clock=True, bf16=False)
     done = subprocess.run([sys.executable, *boot, str(probe), "--child", "2x2"], capture_output=True, text=True, timeout=60)
@@ -223,7 +225,7 @@ def test_bf16_boot_runs_the_official_forward_under_autocast_and_returns_fp32(tmp
     probe = tmp_path / "probe.py"
     probe.write_text(BF16_PROBE.replace("inner = self.linear(x)",
                                         "inner = self.linear(x)\n        print(inner.dtype)"))
-    module = load_script("benchmark")
+    module = load_script("benchmark_official")
     for cpu_clock in (False, True):
         done = subprocess.run([sys.executable, *module.official_boot(cpu_clock=cpu_clock, bf16=True), str(probe), "-x"],
                               capture_output=True, text=True, timeout=60)
