@@ -24,6 +24,7 @@ added by later invocations join the tables; the run-length table gives each run'
     python scripts/ablate.py --quick --jobs 2 --threads 1   # 1 seed x 4 epochs
     python scripts/ablate.py --dry-run --results-dir /tmp/abl   # tiny data / model, 2 steps per run
     python scripts/ablate.py --summarize-only --results-dir runs/ablation   # the tables and claims again
+    python scripts/ablate.py --device cuda --jobs 15 --threads 1 ...   # on a GPU (scripts/gpu_study.sh)
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from pathlib import Path
 from ablation_plan import PLANS, SETTINGS, Plan, architecture_config, run_name, run_spec
 from ablation_tables import MAIN_KEYS, SPURIOUS_KEYS, resummarize, text_table, write_json_atomic, write_summary
 from td_detr.convergence import convergence_report
+from td_detr.devices import DEVICES, pick_device
+from td_detr.errors import TDDetrInputError
 from td_detr.registry import DATA_SETS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,9 +60,15 @@ def command_line(argv: list[str]) -> str:
     return "td-detr " + " ".join(argv)
 
 
-def thread_environment(threads: int) -> dict:
+def thread_environment(threads: int, device: str = "cpu") -> dict:
+    """The environment of a run's processes: `threads` threads; a CPU run sees no GPU (its commands carry no
+    --device, so `td-detr train`'s default, auto, would pick one on a GPU machine)."""
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-            "TOKENIZERS_PARALLELISM": "false"}
+            "TOKENIZERS_PARALLELISM": "false", **({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {})}
+
+
+def run_device(spec: dict) -> str:
+    return spec.get("device", "cpu")  # only a non-CPU device is in the spec (ablation_plan.run_spec)
 
 
 def execute_run(spec: dict, threads: int) -> dict:
@@ -72,7 +81,8 @@ def execute_run(spec: dict, threads: int) -> dict:
     timings, start = {}, time.perf_counter()
     for name, argv in zip(("train", "evaluate", "spurious_eval"), spec["commands"]):
         began = time.perf_counter()
-        code = subprocess.run([sys.executable, "-m", "td_detr", *argv], env=thread_environment(threads)).returncode
+        code = subprocess.run([sys.executable, "-m", "td_detr", *argv],
+                              env=thread_environment(threads, run_device(spec))).returncode
         if code != 0:
             raise RuntimeError(f"{command_line(argv)} exited with {code}")
         timings[name] = round(time.perf_counter() - began, 2)
@@ -112,6 +122,7 @@ def execute_run(spec: dict, threads: int) -> dict:
         "convergence": convergence_report(trainer_state.get("log_history", []), "MR-full-mAP"),
         "seconds": {**timings, "total": round(time.perf_counter() - start, 2)},
         "threads": threads,
+        "device": run_device(spec),
     }
     # Keep the prediction files (for plots), drop weights, checkpoints and derived feature splits.
     keep = Path(spec["result_file"]).parent.parent / "predictions"
@@ -185,7 +196,7 @@ def run_in_subprocess(spec: dict, threads: int) -> dict:
     with open(log, "w") as handle:
         code = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_file),
                                "--threads", str(threads)], stdout=handle, stderr=subprocess.STDOUT,
-                              env=thread_environment(threads)).returncode
+                              env=thread_environment(threads, run_device(spec))).returncode
     if code != 0:
         raise RuntimeError(f"run {Path(spec['work_dir']).name} failed (exit {code}); see {log}")
     spec_file.unlink()
@@ -247,14 +258,14 @@ def _matching_processes(pattern: str) -> set[int]:
 
 
 def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, log=print,
-                 pause_while: str | None = None, jobs: int = 1) -> dict:
-    """Run (or resume) every (setting, seed) of the plan, `jobs` runs at a time (each its own subprocess with
-    `threads` threads); write results.json, summary.json, summary.md. Results do not depend on `jobs`."""
+                 pause_while: str | None = None, jobs: int = 1, device: str = "cpu") -> dict:
+    """Run (or resume) every (setting, seed) of the plan on `device`, `jobs` runs at a time (each its own subprocess
+    with `threads` threads); write results.json, summary.json, summary.md. Results do not depend on `jobs`."""
     start = time.perf_counter()
     results_dir.mkdir(parents=True, exist_ok=True)
     prepare(results_dir, plan, keys)
     # Seed-major: a run cut short leaves whole seeds done rather than whole settings missing.
-    specs = [run_spec(SETTINGS[k], seed, plan, results_dir) for seed in plan.seeds for k in keys]
+    specs = [run_spec(SETTINGS[k], seed, plan, results_dir, device) for seed in plan.seeds for k in keys]
     by_name: dict[str, dict] = {}
     pending = []
     for index, spec in enumerate(specs, 1):
@@ -309,6 +320,7 @@ def run_ablation(results_dir: Path, plan: Plan, keys: list[str], threads: int, l
         "sum_of_run_seconds": round(sum(r["seconds"]["total"] for r in results), 1),
         "threads": threads,
         "parallel_runs": jobs,
+        "device": device,
         "commands_example": results[0]["commands"] if results else [],
     }
     return write_summary(results_dir, results, meta)
@@ -332,6 +344,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at a time, each a subprocess with --threads threads (e.g. --jobs 2 --threads 1 "
                              "on 2 cores); results are the same for any value")
+    parser.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="where every run trains and evaluates (default cpu; auto: CUDA when torch sees a GPU). "
+                             "A CUDA run's fingerprint and record name the device, so it never stands in for a CPU "
+                             "run; on CUDA training keeps its features on the GPU")
     parser.add_argument("--pause-while", metavar="PATTERN",
                         help="before each run, wait while a process matching PATTERN (pgrep -f) runs")
     parser.add_argument("--summarize-only", action="store_true",
@@ -362,8 +378,13 @@ def main(argv=None) -> int:
     if args.summarize_only:
         summary = resummarize(results_dir.absolute())
     else:
+        try:
+            device = pick_device(args.device)
+        except TDDetrInputError as error:
+            print(f"ablate.py: {error}", file=sys.stderr)
+            return 2
         summary = run_ablation(results_dir.absolute(), plan, selected_keys(args.only), args.threads,
-                               pause_while=args.pause_while, jobs=args.jobs)
+                               pause_while=args.pause_while, jobs=args.jobs, device=device)
     print()
     print(text_table(summary))
     print(f"\nwrote {results_dir / 'results.json'}, {results_dir / 'summary.json'} and {results_dir / 'summary.md'}")

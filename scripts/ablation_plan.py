@@ -167,20 +167,24 @@ def run_name(key: str, seed: int) -> str:
     return f"{key}__seed{seed}"
 
 
-def run_spec(setting: Setting, seed: int, plan: Plan, results_dir: Path) -> dict:
-    """Everything a worker needs, JSON-serialisable; `fingerprint` changes when any of it does."""
+def run_spec(setting: Setting, seed: int, plan: Plan, results_dir: Path, device: str = "cpu") -> dict:
+    """Everything a worker needs, JSON-serialisable; `fingerprint` changes when any of it does. `device` ("cpu" or
+    "cuda") is where all three commands run: on CUDA they get ``--device cuda`` and training keeps its features on
+    the GPU (``--features-on-device``: no host collation or copies a step); it enters the spec, and so the
+    fingerprint, only when it is not the CPU, so the CPU runs keep the fingerprints and commands they had before."""
     data = results_dir / "data"
     config = results_dir / "configs" / f"{setting.architecture}_{setting.size}.json"
     work = results_dir / "work" / run_name(setting.key, seed)
     common = ["--dataset", "synthetic", "--data-dir", str(data), "--cache-dir", str(results_dir / "cache")]
+    on_device = [] if device == "cpu" else ["--device", device]
     train = ["train", *common, "--eval-split", "validation_iid", "--config", str(config), "--seed", str(seed),
              "--batch-size", str(plan.batch_size), "--output-dir", str(work / "model"), *setting.flags,
-             *schedule_flags(setting, plan)]
+             *schedule_flags(setting, plan), *on_device, *(["--features-on-device"] if on_device else [])]
     evaluate = ["evaluate", "--model", str(work / "model"), *common, "--eval-split", "validation",
-                "--output-dir", str(work / "shifted")]
+                "--output-dir", str(work / "shifted"), *on_device]
     spurious = ["spurious-eval", "--model", str(work / "model"), "--dataset", "synthetic", "--data-dir", str(data),
                 "--cache-dir", str(work / "spurious-cache"), "--eval-split", "validation_iid",
-                "--output-dir", str(work / "spurious")]
+                "--output-dir", str(work / "spurious"), *on_device]
     spec = {
         "key": setting.key, "label": setting.label, "seed": seed, "plan": plan.name, "flags": list(setting.flags),
         "architecture": setting.architecture, "size": setting.size, "model": architecture_config(setting, plan),
@@ -188,6 +192,7 @@ def run_spec(setting: Setting, seed: int, plan: Plan, results_dir: Path) -> dict
         "data_size": plan.data_size, "data_preset": plan.data_preset, "until_converged": plan.until_converged,
         "samples_per_round": samples_per_round(setting, plan), "rows_per_batch": rows_per_batch(setting, plan),
         "commands": [train, evaluate, spurious],
+        **({"device": device} if on_device else {}),
     }
     # Paths are left out of the fingerprint so a moved results folder still resumes.
     stable = {k: v for k, v in spec.items() if k != "commands"}

@@ -160,10 +160,13 @@ def write_summary(results_dir: Path, results: list[dict], meta: dict) -> dict:
 
 def resummarize(results_dir: Path) -> dict:
     """Rebuild results.json, summary.json and summary.md from every run record in runs/ (whichever invocation wrote
-    it, e.g. seeds or a longer cap added later), keeping the stored meta (where and how the runs ran)."""
+    it, e.g. seeds or a longer cap added later), keeping the stored meta (where and how the runs ran); without a
+    summary.json (an invocation stopped before its end, e.g. scripts/gpu_study.sh's time limit) the meta says so."""
+    stopped = {"note": "no summary.json: the invocation that ran these records stopped before it wrote one"}
     try:
         results = [json.loads(path.read_text()) for path in sorted((results_dir / "runs").glob("*.json"))]
-        meta = json.loads((results_dir / "summary.json").read_text())["meta"]
+        summary_file = results_dir / "summary.json"
+        meta = json.loads(summary_file.read_text())["meta"] if summary_file.exists() else stopped
     except (OSError, ValueError, KeyError) as error:
         raise SystemExit(f"ablate.py: cannot resummarize {results_dir}: {error}") from None
     if not results:

@@ -9,6 +9,7 @@
 #                         does not fit the 64 MiB: the device's own is used (datasets checks no version; gpu_session.sh
 #                         prints it).
 # The whole carried tree must stay under the device tool's 64 MiB (this prints its size).
+# GPU_CARRY_PYTHON_VERSION=3.11 fetches wheels for this machine's Python instead: only to rehearse gpu_study.sh here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d ../shared/reference/qd-detr/qd_detr ] || { echo "../shared/reference/qd-detr not found" >&2; exit 2; }
@@ -24,7 +25,7 @@ EOF
 )
 echo "wheels: $pins"
 # shellcheck disable=SC2086
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version "${GPU_CARRY_PYTHON_VERSION:-3.12}" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .gpu-carry/wheels $pins
 du -sh .gpu-carry .gpu-carry/wheels/* | sort -h

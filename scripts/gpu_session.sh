@@ -10,42 +10,15 @@
 # Before the call, on the CPU machine:  bash scripts/gpu_prepare.sh   (fills .gpu-carry/: official code + wheels)
 # The call (device tool): run(command="bash scripts/gpu_session.sh", carry=[".gpu-carry"], timeout_s=540)
 # Each step has its own time limit; a failing step is logged and the next one runs. docs/PERFORMANCE.md, "GPU".
+# The install and environment steps are scripts/gpu_env.sh (shared with scripts/gpu_study.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/td-detr-gpu-out}
-mkdir -p "$OUT"
-exec > >(tee "$OUT/session.log") 2>&1
-export PYTHONUNBUFFERED=1
-begin=$SECONDS
-step() { echo "=== [$((SECONDS - begin)) s] $*"; }
+GPU_LOG=session.log
+. scripts/gpu_env.sh  # $OUT, step, install_carried_wheels, write_environment
 
-step "install the carried wheels (transformers >= 5.20, datasets and its pure-Python needs)"
-[ -d .gpu-carry/wheels ] || { echo ".gpu-carry/wheels missing: run scripts/gpu_prepare.sh first and carry .gpu-carry"; exit 2; }
-wheels=$(ls .gpu-carry/wheels/*.whl | grep -v fsspec)
-if ! python3 - <<'EOF'
-from importlib.metadata import version
-from packaging.version import Version
-raise SystemExit(0 if Version(version("fsspec")) <= Version("2026.9.0") else 1)
-EOF
-then wheels="$wheels $(ls .gpu-carry/wheels/fsspec-*.whl)"; fi
-# shellcheck disable=SC2086
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $wheels || exit 3
-# td-detr itself, without dependencies: td_detr.__version__ reads the installed package's metadata
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir --upgrade --target /tmp/site . \
-  || exit 3
-export PYTHONPATH=/tmp/site:$PWD/tests
-export HF_HOME=/tmp/hf-home HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-
-step "environment"
-{ nvidia-smi; python3 - <<'EOF'
-import platform, torch, transformers, datasets, pyarrow
-print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda,
-      "transformers", transformers.__version__, "datasets", datasets.__version__, "pyarrow", pyarrow.__version__)
-print("device", torch.cuda.get_device_name(0), "capability", torch.cuda.get_device_capability(0))
-import td_detr; print("td_detr from", td_detr.__file__)
-EOF
-} > "$OUT/environment.txt" 2>&1
-cat "$OUT/environment.txt"
+install_carried_wheels
+export PYTHONPATH=$PYTHONPATH:$PWD/tests
+write_environment "$OUT/environment.txt"
 
 step "CUDA tests: synthesizer CPU == CUDA, device flags, resident features"
 timeout 90 python3 -m pytest -q -p no:cacheprovider tests/data/test_resident.py tests/commands/test_device_options.py \

@@ -17,7 +17,7 @@ PACKAGE = "td_detr"
 
 # Lowest first. A module may import from its own layer or a lower one. The longest matching prefix decides.
 LAYERS = [
-    ("foundation", ["td_detr.errors", "td_detr.output_paths", "td_detr.strict_loading", "td_detr.registry",
+    ("foundation", ["td_detr.errors", "td_detr.devices", "td_detr.output_paths", "td_detr.strict_loading", "td_detr.registry",
                     "td_detr.hub_access"]),
     ("numpy primitives", ["td_detr.metrics", "td_detr.data.layout", "td_detr.data.labels", "td_detr.data.ground_truth",
                           "td_detr.features", "td_detr.visualize"]),

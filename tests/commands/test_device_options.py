@@ -4,6 +4,7 @@ bad combinations exit 2 before any work, precision in the run fingerprint, a bf1
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
@@ -105,3 +106,34 @@ def test_a_two_step_bf16_cpu_run_completes_and_records_its_settings(workspace, t
                  "--batch-size", "8", "--output-dir", str(output), "--cache-dir", str(root / "cache"),
                  "--device", "cpu", "--resume"]) == 2
     assert "training.bf16 (True → None)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "spurious-eval"])
+def test_evaluation_commands_refuse_cuda_without_a_gpu_before_any_work(command, workspace, tmp_path, capsys,
+                                                                       monkeypatch):
+    import torch
+
+    root, data, _ = workspace
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    output = tmp_path / "never"
+    assert main([command, "--model", str(tmp_path / "no-model"), "--dataset", "synthetic", "--data-dir", str(data),
+                 "--output-dir", str(output), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--device cuda: no CUDA GPU" in err and len(err.splitlines()) == 1
+    assert not output.exists()
+
+
+@pytest.mark.cuda
+def test_evaluate_on_cuda_predicts_what_the_cpu_predicts(workspace, trained, tmp_path):
+    root, data, _ = workspace
+    records = {}
+    for device in ("cpu", "cuda"):
+        output = tmp_path / device
+        assert main(["evaluate", "--model", str(trained), "--dataset", "synthetic", "--data-dir", str(data),
+                     "--cache-dir", str(root / "cache"), "--output-dir", str(output), "--device", device]) == 0
+        records[device] = [json.loads(line) for line in (output / "predictions.jsonl").read_text().splitlines()]
+    assert [r["qid"] for r in records["cuda"]] == [r["qid"] for r in records["cpu"]]
+    for gpu, cpu in zip(records["cuda"], records["cpu"]):
+        assert gpu["pred_saliency_scores"] == pytest.approx(cpu["pred_saliency_scores"], abs=1e-4)
+        scores = lambda r: [w[2] for w in r["pred_relevant_windows"]]  # noqa: E731
+        assert sorted(scores(gpu)) == pytest.approx(sorted(scores(cpu)), abs=1e-3)

@@ -72,7 +72,7 @@ def test_dry_run_results_and_resume(ablate, tmp_path, capsys):
     # 16 training queries in batches of 8: 2 steps = 1 epoch of 16 rows (no synthesis); the best of the one evaluation.
     assert (stored["samples_seen"], stored["rows_per_batch"], stored["convergence"]["epochs_run"]) == (16, 8, 1.0)
     assert (stored["convergence"]["best_step"], stored["convergence"]["best_epoch"]) == (2, 1.0)
-    assert stored["seconds"]["train"] > 0
+    assert stored["seconds"]["train"] > 0 and stored["device"] == "cpu"
     # Per-query AP of every headline split, averaging to the reported mAP.
     for split, key, file in (("iid", "MR-full-mAP", "validation_iid"), ("shifted", "MR-full-mAP", "validation"),
                              ("spurious", "Spurious-mAP", "validation_iid")):
@@ -237,3 +237,97 @@ def test_equal_samples_baseline_sees_the_synthesizing_models_rows_per_round(abla
     assert spec["model"]["hidden_size"] == 256 and spec["commands"][0][spec["commands"][0].index("--config") + 1] \
         == "/r/configs/td_detr_qd_detr_width.json"
     assert ablation_plan.run_spec(ablation_plan.SETTINGS["full"], 0, plan, Path("/r"))["model"]["hidden_size"] == 64
+
+
+def test_device_enters_the_fingerprint_and_the_commands_only_off_the_cpu(ablate, ablation_plan, ablation_tables,
+                                                                          tmp_path):
+    setting, plan = ablation_plan.SETTINGS["full_256"], ablation_plan.PLANS["study"]
+    cpu = ablation_plan.run_spec(setting, 0, plan, tmp_path)
+    # The CPU is the default and leaves no trace: the runs of existing folders keep their fingerprints and commands.
+    assert ablation_plan.run_spec(setting, 0, plan, tmp_path, device="cpu") == cpu
+    assert "device" not in cpu and not any("--device" in argv for argv in cpu["commands"])
+    cuda = ablation_plan.run_spec(setting, 0, plan, tmp_path, device="cuda")
+    assert cuda["device"] == "cuda" and cuda["fingerprint"] != cpu["fingerprint"]
+    assert cuda["result_file"] == cpu["result_file"]
+    # Every command runs on the GPU; training also keeps its features there. Nothing else changes.
+    train, evaluate, spurious = cuda["commands"]
+    assert train[-3:] == ["--device", "cuda", "--features-on-device"] and train[:-3] == cpu["commands"][0]
+    assert evaluate == [*cpu["commands"][1], "--device", "cuda"] and spurious == [*cpu["commands"][2], "--device", "cuda"]
+    # A CPU record never stands in for a GPU run (nor the other way round).
+    ablation_tables.write_json_atomic(Path(cpu["result_file"]), {"fingerprint": cpu["fingerprint"]})
+    assert ablate.load_finished(cpu) is not None and ablate.load_finished(cuda) is None
+    # A CPU run's processes see no GPU, so `td-detr train`'s default device (auto) stays on the CPU.
+    assert ablate.thread_environment(1, ablate.run_device(cpu))["CUDA_VISIBLE_DEVICES"] == ""
+    assert ablate.thread_environment(1, ablate.run_device(cuda)).get("CUDA_VISIBLE_DEVICES") != ""
+
+
+def test_device_cuda_without_a_gpu_exits_2_before_any_work(ablate, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    results = tmp_path / "abl"
+    assert ablate.main(["--dry-run", "--device", "cuda", "--results-dir", str(results)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--device cuda: no CUDA GPU" in err and len(err.splitlines()) == 1
+    assert not results.exists()
+    assert ablate.parse_args([]).device == "cpu"
+
+
+def _results_folder(ablation_tables, root: Path, records: dict, readme: str = "data A") -> Path:
+    """A results folder as scripts/gpu_study.sh packs it: run records (name -> fingerprint), predictions, data README,
+    logs; no summary.json (its study was stopped at the time limit)."""
+    for name, fingerprint in records.items():
+        key, seed = name.split("__seed")
+        ablation_tables.write_json_atomic(root / "runs" / f"{name}.json", {
+            **_fake_result(ablation_tables, key, int(seed), 40.0 + int(seed), 20.0), "fingerprint": fingerprint})
+        (root / "predictions").mkdir(exist_ok=True)
+        (root / "predictions" / f"{name}__validation.jsonl").write_text(f'{{"qid": "{name}"}}\n')
+    (root / "data").mkdir()
+    (root / "data" / "README.md").write_text(readme)
+    (root / "work").mkdir()
+    (root / "work" / "log.log").write_text("not merged")
+    return root
+
+
+def _tarball(folder: Path, path: Path) -> Path:
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(folder, arcname="gpu-study")
+    return path
+
+
+def test_merge_runs_copies_the_records_of_a_stopped_study_and_summarizes_them(ablate, ablation_tables, tmp_path):
+    merge_runs = load_script("merge_runs")
+    source = _results_folder(ablation_tables, tmp_path / "gpu", {"baseline_256__seed0": "a", "full_256__seed0": "b",
+                                                                  "baseline_256__seed1": "c"})
+    target = tmp_path / "merged"
+    assert merge_runs.main([str(_tarball(source, tmp_path / "gpu-study.tar.gz")), "--into", str(target)]) == 0
+    assert sorted(p.name for p in (target / "runs").iterdir()) == sorted(p.name for p in (source / "runs").iterdir())
+    assert (target / "predictions" / "full_256__seed0__validation.jsonl").read_text() == '{"qid": "full_256__seed0"}\n'
+    assert (target / "data" / "README.md").read_text() == "data A" and not (target / "work").exists()
+    # The stopped study wrote no summary.json: the rebuilt summary says so and holds every run.
+    summary = json.loads((target / "summary.json").read_text())
+    assert summary["meta"]["runs"] == 3 and "stopped before" in summary["meta"]["note"]
+    assert summary["settings"]["baseline_256"]["seeds"] == [0, 1]
+    assert ablate.main(["--summarize-only", "--results-dir", str(target)]) == 0
+    # Merging again keeps the records (same fingerprints); a folder source works like a tarball.
+    before = (target / "runs" / "full_256__seed0.json").read_text()
+    assert merge_runs.main([str(source), "--into", str(target)]) == 0
+    assert (target / "runs" / "full_256__seed0.json").read_text() == before
+
+
+@pytest.mark.parametrize("clash", ["fingerprint", "data"])
+def test_merge_runs_refuses_other_runs_and_other_data_before_copying_anything(ablation_tables, tmp_path, capsys,
+                                                                               clash):
+    merge_runs = load_script("merge_runs")
+    target = _results_folder(ablation_tables, tmp_path / "cpu", {"full_256__seed0": "cpu-run"})
+    other = {"full_256__seed0": "cuda-run" if clash == "fingerprint" else "cpu-run", "full_256__seed4": "new"}
+    source = _results_folder(ablation_tables, tmp_path / "gpu", other, readme="data B" if clash == "data" else "data A")
+    with pytest.raises(SystemExit) as stop:
+        merge_runs.main([str(_tarball(source, tmp_path / "gpu-study.tar.gz")), "--into", str(target)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(target / ("runs/full_256__seed0.json" if clash == "fingerprint"
+                                                         else "data/README.md")) in err
+    assert not (target / "runs" / "full_256__seed4.json").exists()  # nothing was copied

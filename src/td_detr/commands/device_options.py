@@ -5,14 +5,14 @@ They map onto `TrainingArguments` (:func:`device_training_arguments`); bad combi
 any work (:func:`resolve_device`). Precision changes the numbers a run produces, so ``bf16`` / ``fp16`` are part of
 the run fingerprint (``FINGERPRINT_TRAINING_ARGS`` in :mod:`.train`); the other settings change only the speed and
 are recorded in ``run.json`` under ``execution`` (:func:`execution_record`), outside the fingerprint, so a run
-started on a GPU can be resumed on a CPU.
+started on a GPU can be resumed on a CPU. `td-detr evaluate` and `spurious-eval` take ``--device`` alone
+(:func:`add_inference_device_argument`).
 """
 
 from __future__ import annotations
 
+from ..devices import DEVICES, pick_device
 from ..errors import TDDetrInputError
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def add_device_arguments(parser) -> None:
@@ -34,15 +34,14 @@ def add_device_arguments(parser) -> None:
                             "on feature reads and copies; needs --dataloader-workers 0")
 
 
+def add_inference_device_argument(parser) -> None:
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="where the model predicts: auto (default) is CUDA when a GPU is present, else the CPU")
+
+
 def resolve_device(args, cuda_available: bool | None = None) -> str:
     """``"cuda"`` or ``"cpu"`` for ``args.device``, after checking the device flags together (exit 2 on a bad mix)."""
-    if cuda_available is None:
-        import torch
-
-        cuda_available = torch.cuda.is_available()
-    if args.device == "cuda" and not cuda_available:
-        raise TDDetrInputError("--device cuda: no CUDA GPU is visible to torch (torch.cuda.is_available() is False)")
-    device = "cuda" if args.device == "cuda" or (args.device == "auto" and cuda_available) else "cpu"
+    device = pick_device(args.device, cuda_available)
     if args.bf16 and args.fp16:
         raise TDDetrInputError("--bf16 and --fp16 exclude each other: choose one precision")
     if args.fp16 and device != "cuda":

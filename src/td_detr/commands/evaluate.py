@@ -10,9 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
+from ..devices import pick_device
 from ..errors import TDDetrInputError
 from ..output_paths import check_not_a_model_folder, check_writable_dir, check_writable_file
 from .data_options import add_data_arguments, resolve_data
+from .device_options import add_inference_device_argument
 from .flag_checks import check_positive_flags
 from .model_loading import load_model
 from .video_options import add_long_video_argument, add_plot_argument, plot_evaluated_query
@@ -26,6 +28,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model", required=True, help="a saved model folder or a Hub repo id")
     parser.add_argument("--output-dir", required=True, help="where predictions.jsonl and metrics.json go")
     parser.add_argument("--batch-size", type=int, default=64, help="queries per forward pass (default 64); lower it if memory runs out")
+    add_inference_device_argument(parser)
     add_data_arguments(parser)
     add_long_video_argument(parser)
     add_plot_argument(parser, with_qid=True)
@@ -44,7 +47,8 @@ def load_model_and_data(args):
         check_not_a_model_folder(args.output_dir, "--output-dir")
     if getattr(args, "plot", None):
         check_writable_file(args.plot, "--plot")
-    model = load_model(args.model)
+    device = pick_device(getattr(args, "device", "cpu"))  # evaluate, spurious-eval: --device (demo: the CPU)
+    model = load_model(args.model).to(device)
     processor = load_processor(args.model, model.config, long_video=args.long_videos)
     if args.clip_length is None:
         args.clip_length = processor.clip_length

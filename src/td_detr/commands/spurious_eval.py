@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from .data_options import add_data_arguments
+from .device_options import add_inference_device_argument
 from .video_options import add_long_video_argument
 
 
@@ -27,6 +28,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the masked and dynamic-context splits (default 0)")
     parser.add_argument("--batch-size", type=int, default=64,
                         help="queries per forward pass (default 64); lower it if memory runs out")
+    add_inference_device_argument(parser)
     add_data_arguments(parser)
     add_long_video_argument(parser)
     parser.set_defaults(func=run)
