@@ -36,8 +36,9 @@
 # process (CUDA context, model, optimizer, features), ~30 GB of the 139.
 #
 # Settings (environment): STUDY_DEVICE (cuda), STUDY_JOBS (15), STUDY_DIR (runs/gpu-study: in the repository and
-# ignored by git, so a warm rerun resumes), STUDY_PLAN_ARGS (extra ablate.py flags: "--seeds 0,1,2", or "--dry-run"
-# for a rehearsal), STUDY_LIMIT_S (590: the call's timeout_s; the study stops STUDY_PACK_S=60 s before it: 10 s for
+# ignored by git, so a warm rerun resumes), STUDY_SETTINGS (the --only list; default the three hidden-256 settings,
+# e.g. "synthesis_similarity,dynamics_only" for the hidden-64 components), STUDY_PLAN_ARGS (extra ablate.py flags:
+# "--seeds 0,1,2", or "--dry-run" for a rehearsal), STUDY_LIMIT_S (590: the call's timeout_s; the study stops STUDY_PACK_S=60 s before it: 10 s for
 # its processes to end, up to 30 s to summarize, then the packing), STUDY_PREFLIGHT (1: first a 2-step dry run of
 # full_256 on the device, ~30 s, so a broken CUDA path costs seconds, not the call). Rehearsal on the CPU machine
 # (docs/PERFORMANCE.md, "GPU run of the hidden-256 comparison"):
@@ -55,7 +56,7 @@ STUDY_PLAN_ARGS=${STUDY_PLAN_ARGS:-}
 STUDY_LIMIT_S=${STUDY_LIMIT_S:-590}
 STUDY_PACK_S=${STUDY_PACK_S:-60}
 STUDY_PREFLIGHT=${STUDY_PREFLIGHT:-1}
-SETTINGS=baseline_256,baseline_256_equal_samples,full_256
+SETTINGS=${STUDY_SETTINGS:-baseline_256,baseline_256_equal_samples,full_256}
 mkdir -p "$STUDY_DIR"
 STUDY_DIR=$(cd "$STUDY_DIR" && pwd)
 
