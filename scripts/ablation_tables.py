@@ -60,7 +60,9 @@ def summarize(results: list[dict], meta: dict, resamples: int = statistics.RESAM
             # Per seed (same order as `seeds`): the epoch the selection metric peaked, the epochs and steps run.
             "convergence": {**{field: [r.get("convergence", {}).get(field) for r in runs]
                                for field in ("best_epoch", "epochs_run", "steps_run")},
-                            "cap": [r.get("epochs") for r in runs]},
+                            # in epochs, like epochs_run: an equal-samples round is samples_per_round epochs
+                            "cap": [None if r.get("epochs") is None else r["epochs"] * r.get("samples_per_round", 1.0)
+                                    for r in runs]},
             "seconds_per_run": round(sum(r["seconds"]["total"] for r in runs) / len(runs), 1),
             "metrics": {split: {metric: mean_std([r["metrics"][split][metric] for r in runs])
                                 for metric in SPLIT_KEYS[split]} for split in SPLITS},

@@ -167,6 +167,9 @@ def test_summarize_only_keeps_meta_and_adds_the_shortcut_gap(ablate, ablation_ta
                _fake_result(ablation_tables, "baseline", 1, 40.0, 36.0),
                _fake_result(ablation_tables, "full", 0, 35.0, 35.5)]
     results[1].update(epochs=60, convergence={"best_epoch": 41.0, "epochs_run": 52.0, "steps_run": 520})
+    # An equal-samples run: its 40-round cap is 60 epochs (1.5 epochs a round), the unit of "epochs run".
+    results.append({**_fake_result(ablate, "baseline_equal_samples", 0, 30.0, 20.0), "epochs": 40,
+                    "samples_per_round": 1.5, "convergence": {"best_epoch": 58.5, "epochs_run": 60.0, "steps_run": 600}})
     (tmp_path / "runs").mkdir()
     for result in results:
         (tmp_path / "runs" / f"{result['key']}__seed{result['seed']}.json").write_text(json.dumps(result))
@@ -175,9 +178,10 @@ def test_summarize_only_keeps_meta_and_adds_the_shortcut_gap(ablate, ablation_ta
     (tmp_path / "summary.json").write_text(json.dumps({"meta": meta}))
     assert ablate.main(["--summarize-only", "--results-dir", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["meta"] == {**meta, "runs": 3}
-    assert len(json.loads((tmp_path / "results.json").read_text())) == 3
+    assert summary["meta"] == {**meta, "runs": 4}
+    assert len(json.loads((tmp_path / "results.json").read_text())) == 4
     assert summary["settings"]["baseline"]["convergence"]["cap"] == [None, 60]
+    assert summary["settings"]["baseline_equal_samples"]["convergence"]["cap"] == [60.0]
     gap = summary["settings"]["baseline"]["shortcut_gap"]["MR-full-mAP"]
     assert gap["values"] == [10.0, 4.0] and gap["mean"] == 7.0
     assert summary["settings"]["full"]["shortcut_gap"]["MR-full-mAP"]["values"] == [-0.5]
