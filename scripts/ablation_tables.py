@@ -136,6 +136,8 @@ def text_table(summary: dict) -> str:
     lines = [f"{'setting':44s}{'iid R1@.7':>14s}{'iid mAP':>14s}{'shift R1@.7':>14s}{'shift mAP':>14s}"
              f"{'Spur. mAP↓':>14s}"]
     for group, rows in summary["groups"].items():
+        if not rows:
+            continue
         lines.append(f"-- {group}")
         for row in rows:
             m = summary["settings"][row["key"]]["metrics"]

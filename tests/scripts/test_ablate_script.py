@@ -182,6 +182,8 @@ def test_summarize_only_keeps_meta_and_adds_the_shortcut_gap(ablate, ablation_ta
     assert len(json.loads((tmp_path / "results.json").read_text())) == 4
     assert summary["settings"]["baseline"]["convergence"]["cap"] == [None, 60]
     assert summary["settings"]["baseline_equal_samples"]["convergence"]["cap"] == [60.0]
+    printed = capsys.readouterr().out  # the console table lists the groups that have rows, and only those
+    assert "-- main" in printed and "-- width_256" not in printed and "-- transfer" not in printed
     gap = summary["settings"]["baseline"]["shortcut_gap"]["MR-full-mAP"]
     assert gap["values"] == [10.0, 4.0] and gap["mean"] == 7.0
     assert summary["settings"]["full"]["shortcut_gap"]["MR-full-mAP"]["values"] == [-0.5]
