@@ -39,7 +39,7 @@ def source_files(source: Path) -> dict[str, bytes]:
         roots = {PurePosixPath(m.name).parent.parent for m in tar.getmembers()
                  if m.isfile() and PurePosixPath(m.name).parent.name == "runs"}
         if len(roots) != 1:
-            raise SystemExit(f"merge_runs.py: {source}: expected one folder with a runs/ folder, found {len(roots)}")
+            raise SystemExit(_refuse(f"{source}: expected one folder with a runs/ folder, found {len(roots)}"))
         (root,) = roots
         for member in tar.getmembers():
             path = PurePosixPath(member.name)

@@ -337,3 +337,17 @@ def test_merge_runs_refuses_other_runs_and_other_data_before_copying_anything(ab
     assert len(err.splitlines()) == 1 and str(target / ("runs/full_256__seed0.json" if clash == "fingerprint"
                                                          else "data/README.md")) in err
     assert not (target / "runs" / "full_256__seed4.json").exists()  # nothing was copied
+
+
+def test_merge_runs_refuses_a_tarball_without_one_results_folder(tmp_path, capsys):
+    import tarfile
+
+    merge_runs = load_script("merge_runs")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("no runs/ here")
+    with tarfile.open(tmp_path / "other.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "notes", arcname="notes")
+    with pytest.raises(SystemExit) as stop:
+        merge_runs.main([str(tmp_path / "other.tar.gz"), "--into", str(tmp_path / "into")])
+    assert stop.value.code == 2 and "expected one folder with a runs/ folder, found 0" in capsys.readouterr().err
+    assert not (tmp_path / "into").exists()
