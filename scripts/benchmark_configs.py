@@ -45,3 +45,12 @@ def build_config(key: str, size: dict, dropout_implementation: str = "torch"):
     overrides.update(size["model"])
     overrides.update(video_feature_size=sum(size["video_dims"]), text_feature_size=size["text_dim"])
     return TDDetrConfig.qd_detr_baseline(**overrides) if baseline else TDDetrConfig(**overrides)
+
+
+def size_rows(size: dict, seed: int = 0, batch: int | None = None) -> list[dict]:
+    """`batch` (default: the size's) random collator rows of the size's shapes, drawn from generator `seed`."""
+    import numpy as np
+    from benchmark_collator import make_rows
+
+    return make_rows(size["batch"] if batch is None else batch, np.random.default_rng(seed), clips=size["clips"],
+                     dims=size["video_dims"], text=(size["tokens"], size["text_dim"]))

@@ -27,10 +27,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
 
-    import numpy as np
     import torch
-    from benchmark_collator import make_rows
-    from benchmark_configs import SIZES, build_config
+    from benchmark_configs import SIZES, build_config, size_rows
 
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
@@ -38,9 +36,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     size = SIZES["tiny" if args.dry_run else "real"]
     config = build_config(args.config, size)
-    rows = make_rows(
-        size["batch"], np.random.default_rng(0), clips=size["clips"], dims=size["video_dims"],
-        text=(size["tokens"], size["text_dim"]))
+    rows = size_rows(size)
     torch.manual_seed(0)
     model = TDDetrForMomentRetrieval(config).train()
     batch = DataCollatorForMomentRetrieval.from_config(config, training=True)(rows)

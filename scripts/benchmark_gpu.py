@@ -100,11 +100,9 @@ def to_device(value, device):
 def measure_ours(key: str, variant: str, size: dict, repeats: dict, device: str) -> dict:
     """One of our configs under one variant (module docstring); ``variant`` may also be ``rows``: fp32 with the
     batch collated from host rows and copied over."""
-    import numpy as np
     import torch
 
-    from benchmark_configs import build_config
-    from benchmark_collator import make_rows
+    from benchmark_configs import build_config, size_rows
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
     from td_detr.data.resident import ResidentVideoFeatures
@@ -112,9 +110,8 @@ def measure_ours(key: str, variant: str, size: dict, repeats: dict, device: str)
     bf16, compiled = VARIANTS.get(variant, (False, False))
     sync, clock = synchronizer(device), time.perf_counter
     config = build_config(key, size, "torch")
-    text = (size["tokens"], size["text_dim"])
-    rows = make_rows(4 * size["batch"], np.random.default_rng(0), clips=size["clips"], dims=size["video_dims"], text=text)
-    big = make_rows(size["infer_batch"], np.random.default_rng(1), clips=size["clips"], dims=size["video_dims"], text=text)
+    rows = size_rows(size, seed=0, batch=4 * size["batch"])
+    big = size_rows(size, seed=1, batch=size["infer_batch"])
     torch.manual_seed(0)
     model = TDDetrForMomentRetrieval(config).to(device)
     resident = None

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark_configs import BF16, COMPILED, CONFIGS, build_config
+from benchmark_configs import BF16, COMPILED, CONFIGS, build_config, size_rows
 
 SCRIPTS = Path(__file__).resolve().parent
 DATA = SCRIPTS.parent / ".." / "shared" / "data" / "qvhighlights"
@@ -66,9 +66,7 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
     A key ending in `COMPILED` runs the model under `torch.compile`; its first call of each kind (the compile) is
     timed apart, as `compile_*_s`. A key ending in `BF16` runs every forward (inference, and the training step's
     forward and loss) under bf16 autocast; the backward and the optimizer step run outside it, as torch advises."""
-    import numpy as np
     import torch
-    from benchmark_collator import make_rows
 
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
@@ -80,10 +78,7 @@ def measure_config(key: str, size: dict, repeats: dict, threads: int, dropout_im
     compiled = key.endswith(COMPILED)
     key = key.removesuffix(COMPILED)
     config = build_config(key, size, dropout_implementation)
-    rows = make_rows(
-        size["batch"], np.random.default_rng(0), clips=size["clips"], dims=size["video_dims"],
-        text=(size["tokens"], size["text_dim"]),
-    )
+    rows = size_rows(size)
     torch.manual_seed(0)
     model = TDDetrForMomentRetrieval(config)
     if CONFIGS[key][1].get("activation_checkpointing"):

@@ -20,10 +20,8 @@ PARTS = ("video_projection", "text_projection", "t2v_layers", "encoder_layers", 
 
 
 def profile(key: str, bf16: bool, rows: int | None, threads: int) -> dict:
-    import numpy as np
     import torch
-    from benchmark_collator import make_rows
-    from benchmark_configs import SIZES, build_config
+    from benchmark_configs import SIZES, build_config, size_rows
 
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
@@ -32,9 +30,7 @@ def profile(key: str, bf16: bool, rows: int | None, threads: int) -> dict:
     torch.set_num_threads(threads)
     size = SIZES["real"]
     config = build_config(key, size, "fast_cpu")
-    data = make_rows(
-        size["batch"], np.random.default_rng(0), clips=size["clips"], dims=size["video_dims"],
-        text=(size["tokens"], size["text_dim"]))
+    data = size_rows(size)
     torch.manual_seed(0)
     model = TDDetrForMomentRetrieval(config).train()
     batch = DataCollatorForMomentRetrieval.from_config(config, training=True)(data)
