@@ -91,3 +91,44 @@ def test_total_is_the_weighted_sum_and_empty_targets_are_finite():
     raw = criterion.moment_losses(main["logits"], main["pred_spans"], labels)
     assert unweighted["loss_giou"].item() == raw["loss_giou"].item() and weights["loss_giou"] == config.giou_loss_weight
     assert all(torch.isfinite(v) for v in unweighted.values())
+
+
+def test_loss_issues_as_many_operations_for_64_rows_as_for_4():
+    """On a GPU every tensor operation is a kernel launch: the loss's label bookkeeping (matching, targets, saliency
+    labels) is done for the whole batch at once, so its operation count does not grow with the rows. It grew by ~14
+    operations a row when the targets and saliency labels were gathered row by row."""
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountOperations(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.count = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.count[func] += 1
+            return func(*args, **(kwargs or {}))
+
+    config = tiny_config()
+    criterion = TDDetrLoss(config)
+
+    def operations(batch: int) -> int:
+        generator = torch.Generator().manual_seed(batch)
+        clips, queries, layers = 10, config.num_queries, config.decoder_layers
+        outputs = TDDetrMomentRetrievalOutput(
+            logits=torch.randn(batch, queries, 2, generator=generator),
+            pred_spans=torch.rand(batch, queries, 2, generator=generator) * 0.5 + 0.1,
+            saliency_scores=torch.randn(batch, clips, generator=generator),
+            negative_saliency_scores=torch.randn(batch, clips, generator=generator),
+            video_mask=torch.ones(batch, clips),
+            auxiliary_outputs=[{"logits": torch.randn(batch, queries, 2, generator=generator),
+                                "pred_spans": torch.rand(batch, queries, 2, generator=generator) * 0.5 + 0.1}
+                               for _ in range(layers - 1)],
+        )
+        labels, counter = simple_labels(batch, clips), CountOperations()
+        with counter:
+            criterion(outputs, labels)
+        return sum(counter.count.values())
+
+    assert operations(64) == operations(4)

@@ -53,3 +53,19 @@ def test_empty_targets():
     assert len(indices[0][0]) == 0 and len(indices[1][0]) == 1
     all_empty = HungarianMatcher()(logits, spans, [{"spans": torch.zeros(0, 2)}] * 2)
     assert all(len(rows) == 0 for rows, _ in all_empty)
+
+
+def test_match_gives_the_pairs_of_every_sample_in_one_sample_major_array():
+    generator = torch.Generator().manual_seed(3)
+    logits, spans = torch.randn(4, 5, 2, generator=generator), torch.rand(4, 5, 2, generator=generator) * 0.5 + 0.1
+    labels = [{"spans": torch.rand(n, 2, generator=generator) * 0.5 + 0.1} for n in (2, 0, 5, 1)]
+    matcher = HungarianMatcher()
+    per_sample = matcher(logits, spans, labels)
+    targets = torch.cat([label["spans"] for label in labels])
+    sample, prediction, target = matcher.match(logits, spans, targets, [2, 0, 5, 1])
+    assert sample.tolist() == [0, 0, 2, 2, 2, 2, 2, 3]
+    offsets = [0, 2, 2, 7]
+    for i, (rows, cols) in enumerate(per_sample):
+        assert prediction[sample == i].tolist() == rows.tolist()
+        assert (target[sample == i] - offsets[i]).tolist() == cols.tolist()
+    assert matcher.match(logits, spans, torch.zeros(0, 2), [0, 0, 0, 0]).shape == (3, 0)

@@ -10,6 +10,7 @@ negative-pair loss −log(1 − σ(s_neg)) summed over valid clips.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,12 +27,20 @@ def _stack_label(labels: list[dict], key: str, device) -> torch.Tensor:
 
 
 def padded_saliency_labels(labels: list[dict], length: int, device) -> torch.Tensor:
-    """[B, length] saliency labels, zero-padded (or cut, for the rare label one longer than the video)."""
-    out = torch.zeros(len(labels), length, device=device)
-    for row, label in enumerate(labels):
-        values = torch.as_tensor(label["saliency_all_labels"], dtype=out.dtype)[:length]
-        out[row, : len(values)] = values.to(device)
-    return out
+    """[B, length] saliency labels, zero-padded (or cut, for the rare label one longer than the video). One copy into
+    the padded tensor for the whole batch, not one per row (on a GPU, each is a kernel launch)."""
+    values = [torch.as_tensor(label["saliency_all_labels"]) for label in labels]
+    values = [value if len(value) <= length else value[:length] for value in values]
+    lengths = [len(value) for value in values]
+    flat_index = np.concatenate([row * length + np.arange(size) for row, size in enumerate(lengths)])
+    out = torch.zeros(len(labels) * length, device=device)
+    out[torch.from_numpy(flat_index).to(device)] = torch.cat(values).to(device=device, dtype=out.dtype)
+    return out.view(len(labels), length)
+
+
+def target_spans(labels: list[dict], device) -> tuple[torch.Tensor, list[int]]:
+    """Every sample's target spans concatenated on `device`, and how many each sample has."""
+    return torch.cat([label["spans"] for label in labels]).to(device), [len(label["spans"]) for label in labels]
 
 
 class TDDetrLoss(nn.Module):
@@ -57,15 +66,14 @@ class TDDetrLoss(nn.Module):
             for layer in range(config.decoder_layers - 1):
                 self.weight_dict.update({f"{key}_{layer}": weights[key] for key in ("loss_span", "loss_giou", "loss_label")})
 
-    def moment_losses(self, logits, pred_spans, labels) -> dict[str, torch.Tensor]:
-        """Unweighted L1, gIoU and classification losses of one decoder layer."""
-        indices = self.matcher(logits, pred_spans, labels)
-        batch_index = torch.cat([torch.full_like(pred, row) for row, (pred, _) in enumerate(indices)])
-        query_index = torch.cat([pred for pred, _ in indices])
+    def moment_losses(self, logits, pred_spans, labels, targets=None) -> dict[str, torch.Tensor]:
+        """Unweighted L1, gIoU and classification losses of one decoder layer. `targets`: the labels'
+        [`target_spans`], when the caller already has them (every decoder layer uses the same)."""
+        all_targets, sizes = targets if targets is not None else target_spans(labels, pred_spans.device)
+        pairs = self.matcher.match(logits, pred_spans, all_targets, sizes)
+        batch_index, query_index, target_index = torch.from_numpy(pairs).to(pred_spans.device)
         matched = pred_spans[batch_index, query_index]
-        targets = torch.cat(
-            [label["spans"].to(pred_spans.device)[target] for label, (_, target) in zip(labels, indices)]
-        ).to(pred_spans.dtype)
+        targets = all_targets[target_index].to(pred_spans.dtype)
         if len(matched):
             loss_span = F.l1_loss(matched, targets)
             giou = generalized_temporal_iou(span_cxw_to_xx(matched), span_cxw_to_xx(targets))
@@ -74,7 +82,7 @@ class TDDetrLoss(nn.Module):
             loss_span = loss_giou = pred_spans.sum() * 0
 
         target_classes = torch.ones(logits.shape[:2], dtype=torch.int64, device=logits.device)
-        target_classes[batch_index.to(logits.device), query_index.to(logits.device)] = 0
+        target_classes[batch_index, query_index] = 0
         class_weight = torch.tensor([1.0, self.eos_coefficient], device=logits.device, dtype=logits.dtype)
         loss_label = F.cross_entropy(logits.transpose(1, 2), target_classes, class_weight, reduction="none").mean()
         return {"loss_span": loss_span, "loss_giou": loss_giou, "loss_label": loss_label}
@@ -109,7 +117,8 @@ class TDDetrLoss(nn.Module):
 
     def forward(self, outputs, labels: list[dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(weighted total, unweighted terms)."""
-        losses = self.moment_losses(outputs.logits, outputs.pred_spans, labels)
+        targets = target_spans(labels, outputs.pred_spans.device)
+        losses = self.moment_losses(outputs.logits, outputs.pred_spans, labels, targets)
         if outputs.negative_saliency_scores is not None and "saliency_pos_labels" in labels[0]:
             losses["loss_saliency"] = self.saliency_loss(
                 outputs.saliency_scores, outputs.negative_saliency_scores, outputs.video_mask, labels,
@@ -117,6 +126,6 @@ class TDDetrLoss(nn.Module):
             )
         if self.use_auxiliary_loss and outputs.auxiliary_outputs:
             for layer, auxiliary in enumerate(outputs.auxiliary_outputs):
-                for key, value in self.moment_losses(auxiliary["logits"], auxiliary["pred_spans"], labels).items():
+                for key, value in self.moment_losses(auxiliary["logits"], auxiliary["pred_spans"], labels, targets).items():
                     losses[f"{key}_{layer}"] = value
         return sum(value * self.weight_dict[key] for key, value in losses.items()), losses

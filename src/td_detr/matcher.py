@@ -1,11 +1,13 @@
 """Hungarian matching between predicted moments and ground-truth windows (DETR set prediction).
 
 Cost = span_cost · L1(centre, width) − giou_cost · gIoU(start, end) − class_cost · p(foreground), solved per sample
-with `scipy.optimize.linear_sum_assignment`. The cost matrices of the whole batch are computed in one go.
+with `scipy.optimize.linear_sum_assignment`. The cost matrices of the whole batch are computed in one go and
+copied to the host once.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
@@ -38,20 +40,27 @@ class HungarianMatcher:
         cost = cost - self.class_cost * foreground
         return cost.view(batch, queries, -1)
 
+    def match(self, logits, pred_spans, target_spans: torch.Tensor, sizes: list[int]) -> np.ndarray:
+        """The matched pairs of the whole batch as one int64 array [3, M]: sample, prediction index and index into
+        `target_spans` (the samples' target spans concatenated, `sizes[i]` of them for sample i), sample-major.
+        One device-to-host copy of the cost matrices and no per-sample tensor operation: on a GPU each of those is a
+        kernel launch, and a training step matches every decoder layer."""
+        if sum(sizes) == 0:
+            return np.zeros((3, 0), dtype=np.int64)
+        cost = self.cost_matrix(logits, pred_spans, target_spans.to(pred_spans.device)).cpu().numpy()
+        pairs, offset = [], 0
+        for sample, size in enumerate(sizes):
+            if size:
+                rows, cols = linear_sum_assignment(cost[sample, :, offset : offset + size])
+                pairs.append(np.stack([np.full_like(rows, sample), rows, cols + offset]))
+            offset += size
+        return np.concatenate(pairs, axis=1).astype(np.int64)
+
     def __call__(self, logits, pred_spans, labels: list[dict]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per sample (prediction indices, target indices), both int64 and of equal length."""
         sizes = [len(label["spans"]) for label in labels]
-        empty = torch.empty(0, dtype=torch.int64)
-        if sum(sizes) == 0:
-            return [(empty, empty) for _ in sizes]
         targets = torch.cat([label["spans"].to(pred_spans.device) for label in labels])
-        cost = self.cost_matrix(logits, pred_spans, targets).cpu()
-        indices = []
-        for sample, block in enumerate(cost.split(sizes, dim=-1)):
-            if sizes[sample] == 0:
-                indices.append((empty, empty))
-                continue
-            rows, cols = linear_sum_assignment(block[sample].numpy())
-            indices.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
-        return indices
-
+        sample, prediction, target = self.match(logits, pred_spans, targets, sizes)
+        offsets = np.cumsum([0] + sizes[:-1])
+        return [(torch.from_numpy(prediction[sample == i]), torch.from_numpy(target[sample == i] - offsets[i]))
+                for i in range(len(sizes))]
