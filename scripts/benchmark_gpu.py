@@ -121,7 +121,7 @@ def measure_ours(key: str, variant: str, size: dict, repeats: dict, device: str)
     train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, resident=resident)
     eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False)
     batches = [rows[k * size["batch"] : (k + 1) * size["batch"]] for k in range(4)]
-    if compiled:  # the encoder-decoder; the loss's Hungarian matching (scipy) cannot be traced
+    if compiled:  # as `td-detr train --compile`: the encoder-decoder; the loss's matching runs on the host
         model.model.compile()
     autocast = (lambda: torch.autocast(device, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     strip = lambda batch: to_device({k: v for k, v in batch.items() if k not in ("labels", "meta")}, device)  # noqa: E731
@@ -155,7 +155,8 @@ def measure_ours(key: str, variant: str, size: dict, repeats: dict, device: str)
     def step():
         batch = train_collator(batches[next(step_index) % len(batches)])
         batch.pop("meta")
-        batch = to_device(batch, device)
+        labels = batch.pop("labels")  # on the host, as TDDetrTrainer._prepare_inputs leaves them
+        batch = dict(to_device(batch, device), labels=labels)
         seen.append(batch["video_features"].shape[0])
         with autocast():
             loss = model(**batch).loss
@@ -237,20 +238,21 @@ def ratios(results: dict) -> list[dict]:
 
 
 def plan(args) -> list[tuple[str, str, str]]:
-    """Tasks in priority order, ``(kind, key, variant)``: TD-DETR beside the official 2/2 model at fp32, the run cost
-    at fp32, the same two at bf16, the other models, compilation, the bf16 run cost; ``--budget-s`` cuts the tail."""
+    """Tasks in priority order, ``(kind, key, variant)``: TD-DETR beside the official 2/2 model at fp32, compiled and
+    at bf16 (eager steps are launch-bound on a GPU, so compilation is the first thing to know), the run cost at fp32,
+    the other models, bf16 compiled, the bf16 run cost; ``--budget-s`` cuts the tail."""
     ours = [key for key in args.configs if key in OURS]
     official = [key for key in args.configs if key in OFFICIAL] if args.official_src else []
     heads = ours[:1] + official[:1]
-    measures = [(key, variant) for variant in ("fp32", "bf16") for key in heads]
-    measures += [(key, "fp32") for key in ours[1:] + official[1:]] + [(key, "bf16") for key in ours[1:]]
-    measures += [("td_detr", "rows")] if "td_detr" in ours else []
-    measures += [(key, variant) for variant in ("compile", "bf16_compile") for key in heads]
+    measures = [(key, variant) for variant in ("fp32", "compile", "bf16") for key in heads]
+    later = [(key, "fp32") for key in ours[1:] + official[1:]] + [(key, "bf16") for key in ours[1:]]
+    later += [("td_detr", "rows")] if "td_detr" in ours else []
+    later += [(key, "bf16_compile") for key in heads]
     costs = [(side, variant) for variant in ("fp32", "bf16") for side in ["ours"] + official[:1]] if args.run_cost else []
     wanted = lambda variant: variant in args.variants  # noqa: E731
-    tasks = [("measure", key, variant) for key, variant in measures[: len(heads)] if wanted(variant)]
+    tasks = [("measure", key, variant) for key, variant in measures if wanted(variant)]
     tasks += [("run_cost", side, variant) for side, variant in costs[: len(costs) // 2]]
-    tasks += [("measure", key, variant) for key, variant in measures[len(heads):] if wanted(variant)]
+    tasks += [("measure", key, variant) for key, variant in later if wanted(variant)]
     tasks += [("run_cost", side, variant) for side, variant in costs[len(costs) // 2:] if wanted(variant)]
     return tasks
 
@@ -261,7 +263,7 @@ def run_task(args, task, size_name: str, repeats: dict, timeout: float) -> dict:
     if kind == "measure" and key in OFFICIAL:
         return run_worker(official_arguments(args, OFFICIAL[key], variant, size_name, repeats), timeout)
     if kind == "run_cost" and key in OFFICIAL:
-        cost = RUN_COST[mode]
+        cost = run_cost_settings(args, mode)
         size = SIZES[size_name]
         command = official_arguments(args, OFFICIAL[key], variant, size_name, repeats) + [
             "--mode", "run-cost", "--steps", str(cost["steps"]), "--val-queries", str(cost["val_queries"]),
@@ -272,13 +274,20 @@ def run_task(args, task, size_name: str, repeats: dict, timeout: float) -> dict:
     worker = [str(Path(__file__).resolve()), "--device", args.device, "--worker", f"{kind}:{key}:{variant}"]
     if args.quick:
         try:  # in this process: the smoke run's point is the code path, not isolation
-            return dict(worker_result(args.device, kind, key, variant, "quick"), process_s=None)
+            return dict(worker_result(args.device, kind, key, variant, "quick", run_cost_settings(args, "quick")),
+                        process_s=None)
         except Exception as error:  # noqa: BLE001  (recorded like a failed worker process)
             return {"error": f"{type(error).__name__}: {error}"}
-    return run_worker(worker + ["--worker-mode", mode], timeout)
+    steps = ["--run-cost-steps", str(args.run_cost_steps)] if args.run_cost_steps else []
+    return run_worker(worker + ["--worker-mode", mode] + steps, timeout)
 
 
-def worker_result(device: str, kind: str, key: str, variant: str, mode: str) -> dict:
+def run_cost_settings(args, mode: str) -> dict:
+    """The run-cost size of ``mode``, with ``--run-cost-steps`` when given."""
+    return dict(RUN_COST[mode], **({"steps": args.run_cost_steps} if args.run_cost_steps else {}))
+
+
+def worker_result(device: str, kind: str, key: str, variant: str, mode: str, cost: dict | None = None) -> dict:
     size = SIZES["tiny" if mode == "quick" else "real"]
     if kind == "measure":
         return measure_ours(key, variant, size, REPEATS[mode], device)
@@ -287,7 +296,7 @@ def worker_result(device: str, kind: str, key: str, variant: str, mode: str) -> 
 
     bf16, compiled = VARIANTS[variant]
     return our_run_cost(build_config("td_detr", size, "torch"), size, device, bf16=bf16, compile=compiled,
-                        **RUN_COST[mode])
+                        **(cost or RUN_COST[mode]))
 
 
 def summarise_run_costs(results: dict) -> None:
@@ -352,6 +361,8 @@ def main(argv=None) -> int:
     parser.add_argument("--official-driver", type=Path, default=SCRIPTS / "official_qd_detr_gpu.py",
                         help=argparse.SUPPRESS)
     parser.add_argument("--run-cost", action="store_true", help="also time ~2,000 QVHighlights-scale steps and extrapolate")
+    parser.add_argument("--run-cost-steps", type=int, default=None,
+                        help="training steps a run-cost task times (default 2,000; a QVHighlights epoch is 452)")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="start no task after this many seconds (later tasks are listed as skipped)")
     parser.add_argument("--task-timeout-s", type=float, default=120, help="a measuring process's limit")
@@ -366,7 +377,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(1)
     if args.worker:
         kind, key, variant = args.worker.split(":")
-        print("RESULT " + json.dumps(worker_result(args.device, kind, key, variant, args.worker_mode)), flush=True)
+        cost = run_cost_settings(args, args.worker_mode)
+        print("RESULT " + json.dumps(worker_result(args.device, kind, key, variant, args.worker_mode, cost)), flush=True)
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA GPU")
@@ -377,7 +389,7 @@ def main(argv=None) -> int:
         parser.error(f"--official-src {args.official_src}: no qd_detr/model.py there")
     size_name, mode = ("tiny", "quick") if args.quick else ("real", "full")
     results = dict(device=device_description(args.device), settings=dict(mode=mode, size=SIZES[size_name],
-                   repeats=REPEATS[mode], run_cost=RUN_COST[mode] if args.run_cost else None,
+                   repeats=REPEATS[mode], run_cost=run_cost_settings(args, mode) if args.run_cost else None,
                    official_src=str(args.official_src or "")), measurements={}, run_costs={}, skipped=[], ratios=[])
     start = time.perf_counter()
     for task in plan(args):

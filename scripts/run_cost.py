@@ -138,6 +138,8 @@ def our_run_cost(config, size: dict, device: str, steps: int, train_queries: int
     train = train.with_format("numpy", columns=["text_features"], output_all_columns=True)
     val = validation_split(val_queries, size, min(pool, val_queries), seed + 2)
     model = TDDetrForMomentRetrieval(config)
+    if compile:  # as `td-detr train --compile` (commands.device_options.compile_model)
+        model.model.compile()
     train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, seed=seed, resident=store)
     eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False, seed=seed)
     timings = dict(first_step_s=None, eval_s=0.0, evaluations=0)
@@ -154,7 +156,7 @@ def our_run_cost(config, size: dict, device: str, steps: int, train_queries: int
 
     with tempfile.TemporaryDirectory() as output:
         arguments = training_arguments(
-            output, preset, max_steps=steps, use_cpu=device == "cpu", bf16=bf16, torch_compile=compile,
+            output, preset, max_steps=steps, use_cpu=device == "cpu", bf16=bf16,
             dataloader_pin_memory=False, disable_tqdm=True, save_total_limit=1)
         trainer = TDDetrTrainer(
             model=model, args=arguments, train_dataset=train, eval_dataset=val, data_collator=train_collator,

@@ -198,3 +198,15 @@ def test_weight_decay_reaches_every_parameter_as_officially_or_only_weights(data
         assert names == every
     else:
         assert "class_head.bias" not in names and "class_head.weight" in names and names < every
+
+
+def test_labels_stay_on_the_host_while_the_model_inputs_are_prepared(data, tmp_path):
+    """The loss batches the labels' per-row tensors before copying them to the model's device, so the trainer hands
+    the label list over untouched (the Trainer's own _prepare_inputs rebuilt it tensor by tensor: one copy each)."""
+    trainer = make_trainer(data, tmp_path / "run")
+    splits, _ = data
+    batch = trainer.data_collator([splits["train"][i] for i in range(4)])
+    batch.pop("meta")
+    prepared = trainer._prepare_inputs(batch)
+    assert prepared["labels"] is batch["labels"]
+    assert set(prepared) == set(batch) and prepared["video_features"].device == trainer.args.device

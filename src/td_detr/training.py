@@ -125,6 +125,15 @@ class TDDetrTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self.last_predictions: list[dict] = []
 
+    def _prepare_inputs(self, inputs):
+        # The labels stay on the host: the loss gathers their per-row tensors into a few batched ones and copies
+        # those (td_detr.losses); moving them here would be ~4 host-to-device copies a row, each a sync on a GPU.
+        labels = inputs.get("labels")
+        prepared = super()._prepare_inputs({key: value for key, value in inputs.items() if key != "labels"})
+        if labels is not None:
+            prepared["labels"] = labels
+        return prepared
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # `meta` (qid, vid, duration per row) is for post-processing, not a model input
         inputs = {key: value for key, value in inputs.items() if key != "meta"}

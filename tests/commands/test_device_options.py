@@ -9,8 +9,8 @@ import json
 import pytest
 
 from td_detr.cli import main
-from td_detr.commands.device_options import (add_device_arguments, device_training_arguments, execution_record,
-                                             resolve_device)
+from td_detr.commands.device_options import (add_device_arguments, compile_model, device_training_arguments,
+                                             execution_record, resolve_device)
 from td_detr.training import preset_for, training_arguments
 
 from training_utils import read_json
@@ -32,12 +32,26 @@ def test_flags_map_onto_training_arguments(tmp_path):
     args = parse("--bf16", "--compile", "--dataloader-workers", "3", "--device", "cpu")
     keywords = device_training_arguments(args, resolve_device(args, cuda_available=False))
     training = training_arguments(str(tmp_path), preset_for("synthetic"), **keywords)
-    assert (training.bf16, training.fp16, training.torch_compile) == (True, False, True)
+    assert (training.bf16, training.fp16, training.torch_compile) == (True, False, False)  # compile_model's
     assert training.dataloader_num_workers == 3
     assert training.use_cpu and not training.dataloader_pin_memory  # nothing to pin for on the CPU
     assert str(training.device) == "cpu"
     assert execution_record(args, "cpu") == {"device": "cpu", "compile": True, "dataloader_workers": 3,
                                              "features_on_device": False}
+
+
+def test_compile_compiles_the_encoder_decoder_in_place_and_keeps_the_weight_names():
+    from td_detr import TDDetrForMomentRetrieval
+
+    from model_utils import tiny_config
+
+    model = TDDetrForMomentRetrieval(tiny_config())
+    names = list(model.state_dict())
+    compile_model(model, parse())
+    assert model.model._compiled_call_impl is None
+    compile_model(model, parse("--compile"))
+    assert model.model._compiled_call_impl is not None and model._compiled_call_impl is None  # the loss stays eager
+    assert list(model.state_dict()) == names
 
 
 def test_on_cuda_batches_are_pinned_and_fp16_is_allowed():

@@ -4,9 +4,11 @@ ours / official ratios equal to the raw numbers, the run cost extrapolated to th
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 from script_utils import load_script
@@ -142,3 +144,18 @@ def test_a_fresh_process_worker_returns_its_result_and_a_failing_one_its_error()
     assert result["figures"]["samples_seen_per_step"] == module.SIZES["tiny"]["batch"] and result["process_s"] > 0
     failed = module.run_worker([script, "--device", "cpu", "--worker", "measure:no_such_config:fp32"], timeout=300)
     assert failed["error"].startswith("exit 1") and "no_such_config" in failed["error"]
+
+
+def test_run_cost_steps_and_the_task_order():
+    """`--run-cost-steps` shortens the timed run (a GPU call has minutes); compiled steps are measured before the run
+    cost, since eager steps on a GPU are launch-bound and compilation is what decides the targets."""
+    module = load_script("benchmark_gpu")
+    parser_args = lambda *flags: argparse.Namespace(  # noqa: E731
+        configs=["td_detr", "official_2l"], variants=["fp32", "compile", "bf16"], official_src=Path("x"),
+        run_cost=True, run_cost_steps=int(flags[0]) if flags else None)
+    assert module.run_cost_settings(parser_args(), "full")["steps"] == 2000
+    assert module.run_cost_settings(parser_args("500"), "full") == dict(module.RUN_COST["full"], steps=500)
+    order = [" ".join(task) for task in module.plan(parser_args())]
+    assert order[:8] == ["measure td_detr fp32", "measure official_2l fp32", "measure td_detr compile",
+                         "measure official_2l compile", "measure td_detr bf16", "measure official_2l bf16",
+                         "run_cost ours fp32", "run_cost official_2l fp32"]

@@ -24,7 +24,8 @@ def add_device_arguments(parser) -> None:
     group.add_argument("--fp16", action="store_true",
                        help="float16 mixed precision with loss scaling (CUDA only)")
     group.add_argument("--compile", action="store_true",
-                       help="torch.compile the model (the first steps pay the compilation)")
+                       help="torch.compile the encoder-decoder (the first steps pay the compilation; the loss's "
+                            "matching runs on the host and stays eager)")
     group.add_argument("--dataloader-workers", type=int, default=0, metavar="N",
                        help="DataLoader worker processes that collate batches (default 0: in the training process); "
                             "batches are pinned in memory when training on CUDA")
@@ -60,11 +61,20 @@ def device_training_arguments(args, device: str) -> dict:
         use_cpu=device == "cpu",
         bf16=bool(args.bf16),
         fp16=bool(args.fp16),
-        torch_compile=bool(args.compile),
+        # --compile is compile_model's (the Trainer's torch_compile would wrap the loss and its per-row labels too)
+        torch_compile=False,
         dataloader_num_workers=args.dataloader_workers,
         # Pinned host memory speeds up host-to-GPU copies; batches built on the device cannot be pinned.
         dataloader_pin_memory=device == "cuda" and not args.features_on_device,
     )
+
+
+def compile_model(model, args) -> None:
+    """``--compile``: torch.compile the encoder-decoder in place (``nn.Module.compile``: weight names unchanged).
+    Not the whole model, as the Trainer's ``torch_compile`` would: the loss's Hungarian matching runs on the host,
+    and its per-row label list, with a different number of windows in each row, would be a new guard every step."""
+    if args.compile:
+        model.model.compile()
 
 
 def execution_record(args, device: str) -> dict:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..errors import TDDetrInputError
 from .data_options import add_data_arguments, dataset_name, resolve_data
-from .device_options import (add_device_arguments, device_training_arguments, execution_record, resident_training_split,
-                             resolve_device)
+from .device_options import (add_device_arguments, compile_model, device_training_arguments, execution_record,
+                             resident_training_split, resolve_device)
 from .flag_checks import check_positive_flags
 
 DEFAULT_OUTPUT_ROOT = "td-detr-runs"
@@ -169,6 +169,7 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         model = TDDetrForMomentRetrieval.from_pretrained(pretrained, config=config)
     else:
         model = TDDetrForMomentRetrieval(config)
+    compile_model(model, args)
     feature_types = data.settings.processor().video_feature_types
     official_processing = OFFICIAL_PROCESSING if args.official else {}
     processor = TDDetrProcessor.from_model_config(
