@@ -67,6 +67,7 @@ def test_predict_prints_ranked_windows(trained, workspace, capsys):
         (["train", "--train-file", "x.jsonl"], "--video-feature-dir"),
         (["evaluate", "--model", "/no/such/model", "--output-dir", "x"], "cannot load"),
         (["train", "--lr-drop", "0"], "--lr-drop 0"),
+        (["train", "--until-converged", "--min-improvement", "-0.5"], "--min-improvement -0.5"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(arguments, message, capsys, tmp_path, monkeypatch):

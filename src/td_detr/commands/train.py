@@ -48,6 +48,9 @@ def add_parser(subparsers) -> None:
     group.add_argument("--min-evaluations", type=int,
                        help="with --until-converged: never stop before this many evaluations (default: "
                             "td_detr.convergence.MIN_EVALUATIONS; e.g. a few past the LR drop)")
+    group.add_argument("--min-improvement", type=float, metavar="POINTS",
+                       help="with --until-converged: a score counts as an improvement only when it beats the best so "
+                            "far by more than this, in the selection metric's units (e.g. 0.5 mAP; default 0)")
     group.add_argument("--lr-drop", type=int, metavar="EPOCHS",
                        help="multiply the learning rate by 0.1 every EPOCHS epochs (default: preset; qvhighlights 80, "
                             "charades_sta none)")
@@ -114,6 +117,8 @@ def run(args) -> int:
     check_positive_flags(args, "epochs", "max_steps", "batch_size", "lr", "save_steps", "threads", "max_samples",
                          "row_chunk_size",
                          "min_evaluations")
+    if args.min_improvement is not None and not args.min_improvement >= 0:
+        raise TDDetrInputError(f"--min-improvement {args.min_improvement}: give a number of points >= 0")
     if args.lr_drop is not None and args.lr_drop < 1:
         raise TDDetrInputError(f"--lr-drop {args.lr_drop}: give a number of epochs >= 1")
     args.resolved_device = resolve_device(args)
@@ -279,9 +284,8 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
 def stop_when_converged(args):
     from ..convergence import StopWhenConvergedCallback
 
-    if args.min_evaluations is None:
-        return StopWhenConvergedCallback()
-    return StopWhenConvergedCallback(min_evaluations=args.min_evaluations)
+    rule = {"min_evaluations": args.min_evaluations, "min_improvement": args.min_improvement}
+    return StopWhenConvergedCallback(**{key: value for key, value in rule.items() if value is not None})
 
 
 def convergence_line(report: dict, reached_cap: bool) -> str:
