@@ -6,7 +6,8 @@ At the e-th evaluation (1-based) with the best score seen at evaluation b, train
 ``EarlyStoppingCallback`` (a fixed patience): a run that improved at epoch 40 gets 10 more epochs, one that improved
 at epoch 8 gets 2. With ``min_improvement`` (as that callback's threshold) a score counts as an improvement only when
 it beats the best so far by more than that: after the learning rate has dropped twice, gains of a few hundredths of a
-point each would otherwise keep a run going to its cap. The reported best epoch is the true best either way. Everything is read from ``state.log_history``, so a resumed run stops where it would have.
+point each would otherwise keep a run going to its cap. The reported best epoch is the true best either way.
+Everything is read from ``state.log_history``, so a resumed run stops where it would have.
 """
 
 from __future__ import annotations
