@@ -19,6 +19,7 @@ added by later invocations join the tables; the run-length table gives each run'
 
     python scripts/ablate.py --jobs 2 --threads 1 --only baseline,baseline_equal_samples,full  # main comparison
     python scripts/ablate.py --jobs 2 --threads 1   # the whole study: 5 seeds x 20 settings, until converged
+    python scripts/ablate.py --plan study_long --jobs 2 --threads 1 --results-dir runs/ablation_long   # the next plan
     python scripts/ablate.py --plan study_320 --jobs 2 --threads 1   # its first pass, 320 training queries
     python scripts/ablate.py --plan earlier --jobs 2 --threads 1   # the earlier study: 3 seeds x 15, 12 epochs
     python scripts/ablate.py --quick --jobs 2 --threads 1   # 1 seed x 4 epochs
@@ -331,10 +332,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="1 seed, 4 epochs")
     parser.add_argument("--dry-run", action="store_true",
                         help="tiny data and model, 2 steps, no worker process; wins over --quick (checks the whole pipeline)")
-    parser.add_argument("--plan", choices=("study", "study_320", "earlier"), default="study",
+    parser.add_argument("--plan", choices=("study", "study_long", "study_320", "earlier"), default="study",
                         help="study: the spurious_hard preset at 1280 training queries, 5 seeds, until converged "
-                             "(default); study_320: its first pass at 320 queries; earlier: the spurious preset, "
-                             "3 seeds, 12 epochs (docs/RESULTS.md)")
+                             "(default); study_long: the same with the first LR drop at round 32, cap 120 and a "
+                             "0.5-point improvement threshold (the next plan); study_320: its first pass at 320 "
+                             "queries; earlier: the spurious preset, 3 seeds, 12 epochs (docs/RESULTS.md)")
     parser.add_argument("--results-dir", type=Path,
                         help="default: runs/ablation[-study_320|-earlier|-quick|-dry-run]")
     parser.add_argument("--only", help="comma-separated setting keys (default: all): " + ", ".join(SETTINGS))

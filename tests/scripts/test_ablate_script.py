@@ -351,3 +351,16 @@ def test_merge_runs_refuses_a_tarball_without_one_results_folder(tmp_path, capsy
         merge_runs.main([str(tmp_path / "other.tar.gz"), "--into", str(tmp_path / "into")])
     assert stop.value.code == 2 and "expected one folder with a runs/ folder, found 0" in capsys.readouterr().err
     assert not (tmp_path / "into").exists()
+
+
+def test_the_long_plan_drops_the_rate_later_and_ignores_small_gains(ablation_plan):
+    long, study = ablation_plan.PLANS["study_long"], ablation_plan.PLANS["study"]
+    full = ablation_plan.schedule_flags(ablation_plan.SETTINGS["full"], long)
+    equal = ablation_plan.schedule_flags(ablation_plan.SETTINGS["baseline_equal_samples"], long)
+    for flags in (full, equal):
+        assert flags[flags.index("--min-improvement") + 1] == "0.5"
+        assert flags[flags.index("--min-evaluations") + 1] == "36"
+    assert full[full.index("--epochs") + 1] == "120" and full[full.index("--lr-drop") + 1] == "32"
+    assert equal[equal.index("--lr-drop") + 1] == "48"  # 1.5x rounds: the drop comes after as many rows
+    # the study's own commands (and so its runs' fingerprints) are unchanged: no threshold flag
+    assert "--min-improvement" not in ablation_plan.schedule_flags(ablation_plan.SETTINGS["full"], study)
