@@ -104,6 +104,7 @@ def measure_ours(key: str, variant: str, size: dict, repeats: dict, device: str)
 
     from benchmark_configs import build_config, size_rows
     from td_detr import TDDetrForMomentRetrieval
+    from td_detr.commands.device_options import compile_model
     from td_detr.data.collator import DataCollatorForMomentRetrieval
     from td_detr.data.resident import ResidentVideoFeatures
 
@@ -121,8 +122,8 @@ def measure_ours(key: str, variant: str, size: dict, repeats: dict, device: str)
     train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, resident=resident)
     eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False)
     batches = [rows[k * size["batch"] : (k + 1) * size["batch"]] for k in range(4)]
-    if compiled:  # as `td-detr train --compile`: the encoder-decoder; the loss's matching runs on the host
-        model.model.compile()
+    if compiled:  # as `td-detr train --compile`
+        compile_model(model)
     autocast = (lambda: torch.autocast(device, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     strip = lambda batch: to_device({k: v for k, v in batch.items() if k not in ("labels", "meta")}, device)  # noqa: E731
     single, full = strip(eval_collator(big[:1])), strip(eval_collator(big))
@@ -287,7 +288,7 @@ def run_cost_settings(args, mode: str) -> dict:
     return dict(RUN_COST[mode], **({"steps": args.run_cost_steps} if args.run_cost_steps else {}))
 
 
-def worker_result(device: str, kind: str, key: str, variant: str, mode: str, cost: dict | None = None) -> dict:
+def worker_result(device: str, kind: str, key: str, variant: str, mode: str, cost: dict) -> dict:
     size = SIZES["tiny" if mode == "quick" else "real"]
     if kind == "measure":
         return measure_ours(key, variant, size, REPEATS[mode], device)
@@ -296,7 +297,7 @@ def worker_result(device: str, kind: str, key: str, variant: str, mode: str, cos
 
     bf16, compiled = VARIANTS[variant]
     return our_run_cost(build_config("td_detr", size, "torch"), size, device, bf16=bf16, compile=compiled,
-                        **(cost or RUN_COST[mode]))
+                        **cost)
 
 
 def summarise_run_costs(results: dict) -> None:

@@ -126,6 +126,7 @@ def our_run_cost(config, size: dict, device: str, steps: int, train_queries: int
 
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
+    from td_detr.commands.device_options import compile_model
     from td_detr.training import TDDetrTrainer, preset_for, training_arguments
 
     preset = preset_for("qvhighlights")
@@ -138,8 +139,8 @@ def our_run_cost(config, size: dict, device: str, steps: int, train_queries: int
     train = train.with_format("numpy", columns=["text_features"], output_all_columns=True)
     val = validation_split(val_queries, size, min(pool, val_queries), seed + 2)
     model = TDDetrForMomentRetrieval(config)
-    if compile:  # as `td-detr train --compile` (commands.device_options.compile_model)
-        model.model.compile()
+    if compile:  # as `td-detr train --compile`
+        compile_model(model)
     train_collator = DataCollatorForMomentRetrieval.from_config(config, training=True, seed=seed, resident=store)
     eval_collator = DataCollatorForMomentRetrieval.from_config(config, training=False, seed=seed)
     timings = dict(first_step_s=None, eval_s=0.0, evaluations=0)

@@ -47,9 +47,8 @@ def test_compile_compiles_the_encoder_decoder_in_place_and_keeps_the_weight_name
 
     model = TDDetrForMomentRetrieval(tiny_config())
     names = list(model.state_dict())
-    compile_model(model, parse())
     assert model.model._compiled_call_impl is None
-    compile_model(model, parse("--compile"))
+    compile_model(model)
     assert model.model._compiled_call_impl is not None and model._compiled_call_impl is None  # the loss stays eager
     assert list(model.state_dict()) == names
 

@@ -174,7 +174,8 @@ def _train(args, output_dir: Path, folder, is_main_process: bool) -> int:
         model = TDDetrForMomentRetrieval.from_pretrained(pretrained, config=config)
     else:
         model = TDDetrForMomentRetrieval(config)
-    compile_model(model, args)
+    if args.compile:
+        compile_model(model)
     feature_types = data.settings.processor().video_feature_types
     official_processing = OFFICIAL_PROCESSING if args.official else {}
     processor = TDDetrProcessor.from_model_config(
