@@ -104,7 +104,7 @@ def measure_ours(key: str, variant: str, size: dict, repeats: dict, device: str)
 
     from benchmark_configs import build_config, size_rows
     from td_detr import TDDetrForMomentRetrieval
-    from td_detr.commands.device_options import compile_model
+    from td_detr.devices import compile_model
     from td_detr.data.collator import DataCollatorForMomentRetrieval
     from td_detr.data.resident import ResidentVideoFeatures
 

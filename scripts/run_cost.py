@@ -126,7 +126,7 @@ def our_run_cost(config, size: dict, device: str, steps: int, train_queries: int
 
     from td_detr import TDDetrForMomentRetrieval
     from td_detr.data.collator import DataCollatorForMomentRetrieval
-    from td_detr.commands.device_options import compile_model
+    from td_detr.devices import compile_model
     from td_detr.training import TDDetrTrainer, preset_for, training_arguments
 
     preset = preset_for("qvhighlights")

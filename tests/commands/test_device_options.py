@@ -9,8 +9,9 @@ import json
 import pytest
 
 from td_detr.cli import main
-from td_detr.commands.device_options import (add_device_arguments, compile_model, device_training_arguments,
-                                             execution_record, resolve_device)
+from td_detr.commands.device_options import (add_device_arguments, device_training_arguments, execution_record,
+                                             resolve_device)
+from td_detr.devices import compile_model
 from td_detr.training import preset_for, training_arguments
 
 from training_utils import read_json

@@ -69,14 +69,6 @@ def device_training_arguments(args, device: str) -> dict:
     )
 
 
-def compile_model(model) -> None:
-    """What ``--compile`` compiles (also the GPU benchmark's and the run cost's compiled variants): the encoder-decoder,
-    in place (``nn.Module.compile``: weight names unchanged). Not the whole model, as the Trainer's ``torch_compile``
-    would: the loss's Hungarian matching runs on the host, and its per-row label list, with a different number of
-    windows in each row, would be a new guard every step."""
-    model.model.compile()
-
-
 def execution_record(args, device: str) -> dict:
     """How the run was executed (``run.json``'s ``execution`` entry; not part of the fingerprint)."""
     return {"device": device, "compile": bool(args.compile), "dataloader_workers": args.dataloader_workers,

@@ -10,10 +10,11 @@ import json
 import os
 from pathlib import Path
 
+from ..devices import compile_model
 from ..errors import TDDetrInputError
 from .data_options import add_data_arguments, dataset_name, resolve_data
-from .device_options import (add_device_arguments, compile_model, device_training_arguments, execution_record,
-                             resident_training_split, resolve_device)
+from .device_options import (add_device_arguments, device_training_arguments, execution_record, resident_training_split,
+                             resolve_device)
 from .flag_checks import check_positive_flags
 
 DEFAULT_OUTPUT_ROOT = "td-detr-runs"
