@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .matcher import HungarianMatcher
+from .matcher import HungarianMatcher, concatenated_targets
 from .span_utils import generalized_temporal_iou, span_cxw_to_xx
 
 _RANK_THRESHOLDS = 11  # QVHighlights saliency labels are sums of 3 annotator scores (0..12)
@@ -36,11 +36,6 @@ def padded_saliency_labels(labels: list[dict], length: int, device) -> torch.Ten
     out = torch.zeros(len(labels) * length, device=device)
     out[torch.from_numpy(flat_index).to(device)] = torch.cat(values).to(device=device, dtype=out.dtype)
     return out.view(len(labels), length)
-
-
-def target_spans(labels: list[dict], device) -> tuple[torch.Tensor, list[int]]:
-    """Every sample's target spans concatenated on `device`, and how many each sample has."""
-    return torch.cat([label["spans"] for label in labels]).to(device), [len(label["spans"]) for label in labels]
 
 
 class TDDetrLoss(nn.Module):
@@ -68,8 +63,8 @@ class TDDetrLoss(nn.Module):
 
     def moment_losses(self, logits, pred_spans, labels, targets=None) -> dict[str, torch.Tensor]:
         """Unweighted L1, gIoU and classification losses of one decoder layer. `targets`: the labels'
-        [`target_spans`], when the caller already has them (every decoder layer uses the same)."""
-        all_targets, sizes = targets if targets is not None else target_spans(labels, pred_spans.device)
+        [`concatenated_targets`], when the caller already has them (every decoder layer uses the same)."""
+        all_targets, sizes = targets if targets is not None else concatenated_targets(labels, pred_spans.device)
         pairs = self.matcher.match(logits, pred_spans, all_targets, sizes)
         batch_index, query_index, target_index = torch.from_numpy(pairs).to(pred_spans.device)
         matched = pred_spans[batch_index, query_index]
@@ -117,7 +112,7 @@ class TDDetrLoss(nn.Module):
 
     def forward(self, outputs, labels: list[dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(weighted total, unweighted terms)."""
-        targets = target_spans(labels, outputs.pred_spans.device)
+        targets = concatenated_targets(labels, outputs.pred_spans.device)
         losses = self.moment_losses(outputs.logits, outputs.pred_spans, labels, targets)
         if outputs.negative_saliency_scores is not None and "saliency_pos_labels" in labels[0]:
             losses["loss_saliency"] = self.saliency_loss(

@@ -14,6 +14,11 @@ from scipy.optimize import linear_sum_assignment
 from .span_utils import generalized_temporal_iou, span_cxw_to_xx
 
 
+def concatenated_targets(labels: list[dict], device) -> tuple[torch.Tensor, list[int]]:
+    """Every sample's target spans concatenated on `device`, and how many each sample has."""
+    return torch.cat([label["spans"] for label in labels]).to(device), [len(label["spans"]) for label in labels]
+
+
 class HungarianMatcher:
     """Assigns each ground-truth window to one prediction (at most min(num_queries, num_windows) pairs per sample)."""
 
@@ -58,8 +63,7 @@ class HungarianMatcher:
 
     def __call__(self, logits, pred_spans, labels: list[dict]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per sample (prediction indices, target indices), both int64 and of equal length."""
-        sizes = [len(label["spans"]) for label in labels]
-        targets = torch.cat([label["spans"].to(pred_spans.device) for label in labels])
+        targets, sizes = concatenated_targets(labels, pred_spans.device)
         sample, prediction, target = self.match(logits, pred_spans, targets, sizes)
         offsets = np.cumsum([0] + sizes[:-1])
         return [(torch.from_numpy(prediction[sample == i]), torch.from_numpy(target[sample == i] - offsets[i]))
