@@ -121,6 +121,7 @@ class TDDetrLoss(nn.Module):
             )
         if self.use_auxiliary_loss and outputs.auxiliary_outputs:
             for layer, auxiliary in enumerate(outputs.auxiliary_outputs):
-                for key, value in self.moment_losses(auxiliary["logits"], auxiliary["pred_spans"], labels, targets).items():
+                layer_losses = self.moment_losses(auxiliary["logits"], auxiliary["pred_spans"], labels, targets)
+                for key, value in layer_losses.items():
                     losses[f"{key}_{layer}"] = value
         return sum(value * self.weight_dict[key] for key, value in losses.items()), losses

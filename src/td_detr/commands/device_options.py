@@ -61,7 +61,8 @@ def device_training_arguments(args, device: str) -> dict:
         use_cpu=device == "cpu",
         bf16=bool(args.bf16),
         fp16=bool(args.fp16),
-        # --compile is compile_model's (the Trainer's torch_compile would wrap the loss and its per-row labels too)
+        # --compile is td_detr.devices.compile_model's (the Trainer's torch_compile would wrap the loss, and turn
+        # TF32 on process-wide)
         torch_compile=False,
         dataloader_num_workers=args.dataloader_workers,
         # Pinned host memory speeds up host-to-GPU copies; batches built on the device cannot be pinned.
